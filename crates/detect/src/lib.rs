@@ -5,4 +5,13 @@
 //! process-wide ONNX Runtime environment that every model in vigil shares. The [`judge`] module is the pure
 //! temporal rule that turns per-frame scores into `failure` events; it does no I/O.
 
+pub mod judge;
+mod model;
+mod preprocess;
 pub mod runtime;
+
+pub use judge::{Event, EventKind, Judge, JudgeConfig};
+pub use model::{
+    regions, DetectError, Detection, Detector, ModelInfo, OnnxModel, PreparedModel, Region, REGION_THRESHOLD,
+};
+pub use preprocess::Preprocessor;

@@ -1,0 +1,229 @@
+//! The [`PreparedModel`] / [`Detector`] split and the ONNX Runtime backend.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ort::session::Session;
+use ort::value::TensorRef;
+use serde::{Deserialize, Serialize};
+use vigil_frame::{Image, Rect};
+
+use crate::preprocess::Preprocessor;
+use crate::runtime::{self, RuntimeError};
+
+/// Errors from loading or running a detector.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The model does not have the inputs and outputs vigil expects.
+    #[error("model {path} does not fit: {reason}")]
+    Contract { path: PathBuf, reason: String },
+    /// Preprocessing the frame failed.
+    #[error("preprocessing failed: {0}")]
+    Preprocess(#[from] opencv::Error),
+    /// Inference failed.
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+/// A place in the frame the model points at, with its strongest cell's score.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Region {
+    /// Bounding box in frame pixels.
+    #[serde(flatten)]
+    pub rect: Rect,
+    pub score: f32,
+}
+
+/// What a detector says about one frame.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Detection {
+    /// Probability of a print failure, in [0, 1].
+    pub score: f32,
+    /// Per-cell failure probability, row-major, `grid.0` rows of `grid.1` cells.
+    pub heatmap: Vec<f32>,
+    pub grid: (usize, usize),
+    /// Connected groups of hot cells (probability >= [`REGION_THRESHOLD`]), in frame pixels.
+    pub regions: Vec<Region>,
+    /// Time spent in the model itself, in milliseconds.
+    pub infer_ms: f64,
+}
+
+/// Heat-map cells at or above this probability make up [`Detection::regions`].
+pub const REGION_THRESHOLD: f32 = 0.5;
+
+/// Facts about a prepared model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    /// Input side in pixels (the model takes S x S).
+    pub input_size: u32,
+    /// A short content hash of the model file, reported with events.
+    pub version: String,
+}
+
+/// A model loaded once and shared by every thread that detects (`Arc<dyn PreparedModel>`).
+pub trait PreparedModel: Send + Sync {
+    fn info(&self) -> &ModelInfo;
+    /// A detector with its own per-thread state (session, buffers).
+    fn detector(&self) -> Result<Box<dyn Detector>, DetectError>;
+}
+
+/// Per-thread detection state: scores one image at a time.
+pub trait Detector: Send {
+    fn detect(&mut self, image: &Image) -> Result<Detection, DetectError>;
+}
+
+/// The ONNX Runtime backend. The model takes `image` `[N, 3, S, S]` float RGB 0..255 and gives `score` `[N]`
+/// and `heatmap` `[N, h, w]` (see models/MODEL_CARD.md).
+pub struct OnnxModel {
+    info: ModelInfo,
+    bytes: Arc<[u8]>,
+    threads: usize,
+}
+
+impl OnnxModel {
+    /// Loads and checks the model at `path`; each detector will use `threads` intra-op threads.
+    pub fn load(path: &Path, threads: usize) -> Result<Self, DetectError> {
+        let bytes: Arc<[u8]> = std::fs::read(path)
+            .map_err(|e| RuntimeError::Model { path: path.to_path_buf(), reason: e.to_string() })?
+            .into();
+        let session = runtime::session_from_memory(&bytes, path, 1)?;
+        let input_size = check_contract(&session)
+            .map_err(|reason| DetectError::Contract { path: path.to_path_buf(), reason })?;
+        let version = format!("{:016x}", fnv1a(&bytes));
+        Ok(Self { info: ModelInfo { path: path.to_path_buf(), input_size, version }, bytes, threads })
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
+/// Checks names and shapes; returns the input side S.
+fn check_contract(session: &Session) -> Result<u32, String> {
+    let input = session.inputs().iter().find(|i| i.name() == "image").ok_or("no input named `image`")?;
+    let shape = input.dtype().tensor_shape().ok_or("input `image` is not a tensor")?;
+    let dims: &[i64] = shape;
+    if dims.len() != 4 || dims[1] != 3 || dims[2] <= 0 || dims[2] != dims[3] {
+        return Err(format!("input `image` must be [N, 3, S, S], found {dims:?}"));
+    }
+    for name in ["score", "heatmap"] {
+        if !session.outputs().iter().any(|o| o.name() == name) {
+            return Err(format!("no output named `{name}`"));
+        }
+    }
+    u32::try_from(dims[2]).map_err(|_| format!("input side {} is out of range", dims[2]))
+}
+
+impl PreparedModel for OnnxModel {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn detector(&self) -> Result<Box<dyn Detector>, DetectError> {
+        let session = runtime::session_from_memory(&self.bytes, &self.info.path, self.threads)?;
+        Ok(Box::new(OnnxDetector { session, pre: Preprocessor::new(self.info.input_size) }))
+    }
+}
+
+struct OnnxDetector {
+    session: Session,
+    pre: Preprocessor,
+}
+
+impl Detector for OnnxDetector {
+    fn detect(&mut self, image: &Image) -> Result<Detection, DetectError> {
+        let input = self.pre.run(image)?;
+        let started = Instant::now();
+        let tensor = TensorRef::from_array_view(input).map_err(|e| DetectError::Inference(e.to_string()))?;
+        let outputs = self
+            .session
+            .run(ort::inputs!["image" => tensor])
+            .map_err(|e| DetectError::Inference(e.to_string()))?;
+        let infer_ms = started.elapsed().as_secs_f64() * 1e3;
+        let (_, score) = outputs["score"]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| DetectError::Inference(e.to_string()))?;
+        let (hshape, heat) = outputs["heatmap"]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| DetectError::Inference(e.to_string()))?;
+        let score = *score.first().ok_or_else(|| DetectError::Inference("empty `score` output".into()))?;
+        let (gh, gw) = match **hshape {
+            [_, h, w] if h > 0 && w > 0 => (h as usize, w as usize),
+            ref other => return Err(DetectError::Inference(format!("`heatmap` has shape {other:?}"))),
+        };
+        let heatmap =
+            heat.get(..gh * gw).ok_or_else(|| DetectError::Inference("short `heatmap`".into()))?.to_vec();
+        let regions = regions(&heatmap, (gh, gw), image.width() as f32, image.height() as f32);
+        Ok(Detection { score: score.clamp(0.0, 1.0), heatmap, grid: (gh, gw), regions, infer_ms })
+    }
+}
+
+/// Groups 4-connected heat-map cells at or above [`REGION_THRESHOLD`] into boxes in frame pixels.
+pub fn regions(heat: &[f32], (gh, gw): (usize, usize), width: f32, height: f32) -> Vec<Region> {
+    let (cw, ch) = (width / gw as f32, height / gh as f32);
+    let mut seen = vec![false; gh * gw];
+    let mut out = Vec::new();
+    for start in 0..gh * gw {
+        if seen[start] || heat[start] < REGION_THRESHOLD {
+            continue;
+        }
+        let (mut r0, mut r1, mut c0, mut c1, mut best) = (usize::MAX, 0, usize::MAX, 0, 0f32);
+        let mut stack = vec![start];
+        seen[start] = true;
+        while let Some(i) = stack.pop() {
+            let (r, c) = (i / gw, i % gw);
+            (r0, r1, c0, c1, best) = (r0.min(r), r1.max(r), c0.min(c), c1.max(c), best.max(heat[i]));
+            let mut push = |j: usize| {
+                if !seen[j] && heat[j] >= REGION_THRESHOLD {
+                    seen[j] = true;
+                    stack.push(j);
+                }
+            };
+            if r > 0 {
+                push(i - gw);
+            }
+            if r + 1 < gh {
+                push(i + gw);
+            }
+            if c > 0 {
+                push(i - 1);
+            }
+            if c + 1 < gw {
+                push(i + 1);
+            }
+        }
+        let rect =
+            Rect::new(c0 as f32 * cw, r0 as f32 * ch, (c1 - c0 + 1) as f32 * cw, (r1 - r0 + 1) as f32 * ch);
+        out.push(Region { rect, score: best });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hot_cells_that_touch_make_one_region_and_apart_make_two() {
+        #[rustfmt::skip]
+        let heat = [
+            0.9, 0.8, 0.0, 0.0,
+            0.0, 0.7, 0.0, 0.0,
+            0.0, 0.0, 0.0, 0.6,
+        ];
+        let r = regions(&heat, (3, 4), 400.0, 300.0);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].rect, Rect::new(0.0, 0.0, 200.0, 200.0));
+        assert_eq!(r[0].score, 0.9);
+        assert_eq!(r[1].rect, Rect::new(300.0, 200.0, 100.0, 100.0));
+    }
+
+    #[test]
+    fn a_cold_heatmap_has_no_regions() {
+        assert!(regions(&[0.1; 25], (5, 5), 640.0, 480.0).is_empty());
+    }
+}
