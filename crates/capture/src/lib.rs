@@ -1,0 +1,100 @@
+//! `vigil-capture` reads frames. A [`FrameSource`] yields [`vigil_frame::Frame`]s in order, each with its
+//! 0-based index in the source and its media time; [`open`] picks the source for a path: a [`VideoFile`]
+//! (anything OpenCV's FFmpeg backend reads: MJPEG `.mkv`/`.avi`, H.264 `.mp4`, ...) or a [`FrameFolder`]
+//! (JPEG/PNG files in name order). A frame that cannot be decoded is reported as
+//! [`CaptureError::CorruptFrame`], naming the file and frame, and reading goes on; a source that cannot be
+//! opened at all is a [`CaptureError::Open`].
+
+mod folder;
+mod video;
+
+pub use folder::FrameFolder;
+pub use video::VideoFile;
+
+use std::path::{Path, PathBuf};
+use vigil_frame::{Frame, Image, PixelFormat};
+
+/// Errors from sources.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The source cannot be opened: reading stops.
+    #[error("cannot open {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
+    /// One frame could not be decoded: it is skipped and reading goes on.
+    #[error("{source_id}: frame {seq} skipped: {reason}")]
+    CorruptFrame { source_id: String, seq: u64, reason: String },
+    /// The source stopped early (e.g. a truncated file): frames read so far stand.
+    #[error("{source_id}: ended after frame {last_seq} of {declared} declared frames: {reason}")]
+    Truncated { source_id: String, last_seq: u64, declared: u64, reason: String },
+    #[error("OpenCV: {0}")]
+    OpenCv(#[from] opencv::Error),
+}
+
+impl CaptureError {
+    /// True when reading may go on after this error: a skipped frame, or a truncation (the next call then
+    /// reports the end).
+    pub fn is_recoverable(&self) -> bool {
+        matches!(self, CaptureError::CorruptFrame { .. } | CaptureError::Truncated { .. })
+    }
+}
+
+/// How media time is derived.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Timing {
+    /// From the container's timestamps (video) or one second per frame (folders).
+    #[default]
+    Media,
+    /// Frame `n` is at `n * seconds`, for timelapse footage whose frames are seconds apart in real time.
+    Interval(f64),
+}
+
+/// A source of frames, read in order.
+pub trait FrameSource: Send {
+    /// A short name for the source (its path or URL), used in frames and messages.
+    fn id(&self) -> &str;
+    /// Live sources (cameras, streams) may drop frames when detection is behind; files never do.
+    fn is_live(&self) -> bool {
+        false
+    }
+    /// The next frame; `Ok(None)` at the end. After a recoverable error ([`CaptureError::is_recoverable`])
+    /// call again for the next frame.
+    fn next_frame(&mut self) -> Result<Option<Frame>, CaptureError>;
+    /// Frames the source says it holds, if it knows.
+    fn len_hint(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Opens a video file or a folder of frames.
+pub fn open(path: &Path, timing: Timing) -> Result<Box<dyn FrameSource>, CaptureError> {
+    if path.is_dir() {
+        Ok(Box::new(FrameFolder::open(path, timing)?))
+    } else {
+        Ok(Box::new(VideoFile::open(path, timing)?))
+    }
+}
+
+/// Copies a decoded 8-bit OpenCV image (1 or 3 channels, BGR) into an [`Image`].
+pub fn image_from_mat(mat: &opencv::core::Mat) -> Result<Image, String> {
+    use opencv::core::{MatTraitConst, MatTraitConstManual, CV_8UC1, CV_8UC3};
+    let format = match mat.typ() {
+        t if t == CV_8UC3 => PixelFormat::Bgr8,
+        t if t == CV_8UC1 => PixelFormat::Gray8,
+        t => return Err(format!("unsupported pixel type {t}")),
+    };
+    let (w, h) = (mat.cols(), mat.rows());
+    if w <= 0 || h <= 0 {
+        return Err("empty image".into());
+    }
+    let data = if mat.is_continuous() {
+        mat.data_bytes().map_err(|e| e.to_string())?.to_vec()
+    } else {
+        let c = mat.try_clone().map_err(|e| e.to_string())?;
+        c.data_bytes().map_err(|e| e.to_string())?.to_vec()
+    };
+    Image::new(w as u32, h as u32, format, data).map_err(|e| e.to_string())
+}
+
+pub(crate) fn frame(seq: u64, t: f64, id: &std::sync::Arc<str>, image: Image) -> Frame {
+    Frame::new(seq, t, id.clone(), image)
+}
