@@ -102,7 +102,7 @@ fn setting_stop_ends_the_pipeline_cleanly() {
             stop.store(true, Ordering::Relaxed);
         }
     }
-    assert!(n >= 10 && n < 1000, "{n}");
+    assert!((10..1000).contains(&n), "{n}");
 }
 
 #[test]
