@@ -3,11 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use opencv::core::{MatTraitConst, Vector};
-use opencv::imgcodecs;
 use vigil_frame::Frame;
 
-use crate::{frame, image_from_mat, CaptureError, FrameSource, Timing};
+use crate::{decode_image, frame, CaptureError, FrameSource, Timing};
 
 /// JPEG and PNG files of a folder, sorted by name. Without [`Timing::Interval`] frames are one second apart.
 pub struct FrameFolder {
@@ -53,18 +51,13 @@ impl FrameSource for FrameFolder {
         let Some(path) = self.files.get(self.next) else { return Ok(None) };
         let seq = self.next as u64;
         self.next += 1;
-        let corrupt = |reason: String| CaptureError::CorruptFrame {
-            source_id: path.display().to_string(),
+        let id = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| CaptureError::CorruptFrame {
+            source_id: id.clone(),
             seq,
-            reason,
-        };
-        let bytes = std::fs::read(path).map_err(|e| corrupt(e.to_string()))?;
-        let mat = imgcodecs::imdecode(&Vector::<u8>::from_slice(&bytes), imgcodecs::IMREAD_COLOR)
-            .map_err(|e| corrupt(e.to_string()))?;
-        if mat.empty() {
-            return Err(corrupt("not a decodable JPEG or PNG image".into()));
-        }
-        let image = image_from_mat(&mat).map_err(corrupt)?;
+            reason: e.to_string(),
+        })?;
+        let image = decode_image(&bytes, &id, seq)?;
         Ok(Some(frame(seq, seq as f64 * self.interval, &self.id, image)))
     }
 

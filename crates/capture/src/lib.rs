@@ -95,6 +95,26 @@ pub fn image_from_mat(mat: &opencv::core::Mat) -> Result<Image, String> {
     Image::new(w as u32, h as u32, format, data).map_err(|e| e.to_string())
 }
 
+/// Reads one still image (JPEG or PNG); the error names the file.
+pub fn read_image(path: &Path) -> Result<Image, CaptureError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| CaptureError::Open { path: path.to_path_buf(), reason: e.to_string() })?;
+    decode_image(&bytes, &path.display().to_string(), 0)
+}
+
+/// Decodes an encoded JPEG or PNG frame; errors are [`CaptureError::CorruptFrame`] naming `source_id` and `seq`.
+pub(crate) fn decode_image(bytes: &[u8], source_id: &str, seq: u64) -> Result<Image, CaptureError> {
+    use opencv::core::{MatTraitConst, Vector};
+    let corrupt =
+        |reason: String| CaptureError::CorruptFrame { source_id: source_id.to_string(), seq, reason };
+    let mat = opencv::imgcodecs::imdecode(&Vector::<u8>::from_slice(bytes), opencv::imgcodecs::IMREAD_COLOR)
+        .map_err(|e| corrupt(e.to_string()))?;
+    if mat.empty() {
+        return Err(corrupt("not a decodable JPEG or PNG image".into()));
+    }
+    image_from_mat(&mat).map_err(corrupt)
+}
+
 pub(crate) fn frame(seq: u64, t: f64, id: &std::sync::Arc<str>, image: Image) -> Frame {
     Frame::new(seq, t, id.clone(), image)
 }

@@ -1,0 +1,89 @@
+//! `vigil`: the command line. Glue only: argument parsing, logging, output formats and exit codes; the work
+//! is done by the library crates.
+
+mod detect;
+mod replay;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use vigil_pipeline::Config;
+
+#[derive(Parser)]
+#[command(name = "vigil", version, about = "Watches a 3D printer's camera and detects print failures")]
+struct Cli {
+    /// Configuration file (TOML). Without it every setting has its documented default.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Model file; overrides the config's detector.model.
+    #[arg(long, global = true, value_name = "FILE")]
+    model: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Analyse recorded footage (a video file or a folder of frames): one line per event, then a summary.
+    Replay(replay::Args),
+    /// Score still images.
+    Detect(detect::Args),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    let cli = Cli::parse();
+    let result = load_config(cli.config.as_deref()).and_then(|cfg| {
+        let model = cli.model.clone();
+        match cli.command {
+            Command::Replay(args) => replay::run(args, cfg, model),
+            Command::Detect(args) => detect::run(args, cfg, model),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vigil: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => Ok(Config::default()),
+    }
+}
+
+/// The model to use: `--model`, else the config's, else `models/failure.onnx` of the installation
+/// (the working directory, then beside or above the executable).
+pub fn model_path(cli: Option<PathBuf>, cfg: &Config) -> Result<PathBuf> {
+    if let Some(p) = cli.or_else(|| cfg.model_path().map(Path::to_path_buf)) {
+        return Ok(p);
+    }
+    let mut candidates = vec![PathBuf::from("models/failure.onnx")];
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(4) {
+            candidates.push(dir.join("models/failure.onnx"));
+            candidates.push(dir.join("share/vigil/failure.onnx"));
+        }
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/failure.onnx"));
+    candidates.iter().find(|p| p.is_file()).cloned().with_context(|| {
+        format!(
+            "no model found (looked at {}); pass --model FILE",
+            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )
+    })
+}

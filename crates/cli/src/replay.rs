@@ -1,0 +1,128 @@
+//! `vigil replay PATH`: recorded footage through the whole pipeline.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use vigil_capture::Timing;
+use vigil_detect::{Judge, OnnxModel, PreparedModel};
+use vigil_pipeline::{detect_stage, judge_stage, read_stage, Config, Counters, Pacing};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A video file (MJPEG .mkv/.avi, H.264 .mp4, ...) or a folder of JPEG/PNG frames.
+    path: PathBuf,
+    /// Seconds between frames in real time, for timelapse footage (frame n is at n * S).
+    #[arg(long, value_name = "S")]
+    interval: Option<f64>,
+    /// Also write each event as one JSON line to FILE.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+    /// Write the summary as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+    /// Release frames at their media time instead of as fast as possible.
+    #[arg(long)]
+    realtime: bool,
+}
+
+pub fn run(args: Args, cfg: Config, model: Option<PathBuf>) -> Result<ExitCode> {
+    let interval = args.interval.or(cfg.pipeline.interval_s);
+    if let Some(s) = interval {
+        anyhow::ensure!(s > 0.0 && s.is_finite(), "--interval must be a positive number of seconds, got {s}");
+    }
+    let timing = interval.map(Timing::Interval).unwrap_or_default();
+    let source = vigil_capture::open(&args.path, timing)?;
+    let model_path = crate::model_path(model, &cfg)?;
+    let model = OnnxModel::load(&model_path, cfg.detector_threads())?;
+    let detector = model.detector()?;
+    let mut events_out = match &args.events {
+        Some(p) => Some(BufWriter::new(
+            File::create(p).with_context(|| format!("cannot create events file {}", p.display()))?,
+        )),
+        None => None,
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // A second handler cannot be installed (e.g. in tests calling twice); replay still works without it.
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
+    }
+    let progress = progress_bar(source.len_hint());
+    let counters = Arc::new(Counters::default());
+    let pacing = if args.realtime { Pacing::Realtime } else { Pacing::Fast };
+    let started = Instant::now();
+
+    let frames = read_stage(source, pacing, stop.clone(), counters.clone());
+    let scored = detect_stage(frames, detector, counters.clone());
+    let judged = judge_stage(scored, Judge::new(cfg.judge.clone()), counters.clone());
+
+    let mut stdout = std::io::stdout().lock();
+    for j in judged {
+        progress.inc(1);
+        let Some(event) = j.event else { continue };
+        let line = format!(
+            "{:<8} frame {:>6}  t {:>9.1} s  score {:.3}  regions {}",
+            serde_json::to_value(event.kind)?.as_str().unwrap_or("event"),
+            event.frame,
+            event.t,
+            event.score,
+            event.regions.len()
+        );
+        progress.suspend(|| writeln!(stdout, "{line}"))?;
+        if let Some(out) = events_out.as_mut() {
+            serde_json::to_writer(&mut *out, &event)?;
+            out.write_all(b"\n")?;
+            out.flush().context("cannot write the events file")?;
+        }
+    }
+    progress.finish_and_clear();
+    let s = counters.summary(started.elapsed());
+    writeln!(
+        stdout,
+        "summary: {}\n  frames read {}, analysed {}, dropped {}, corrupt {}\n  \
+         detector {:.2} ms/frame (model {:.2} ms), {:.1} frames/s over {:.2} s\n  events {} (model {}, version {})",
+        args.path.display(),
+        s.read,
+        s.analysed,
+        s.dropped,
+        s.corrupt,
+        s.ms_per_frame,
+        s.infer_ms_per_frame,
+        s.fps,
+        s.wall_s,
+        s.events,
+        model_path.display(),
+        model.info().version,
+    )?;
+    if let Some(p) = &args.summary {
+        std::fs::write(p, serde_json::to_vec_pretty(&s)?)
+            .with_context(|| format!("cannot write summary {}", p.display()))?;
+    }
+    if let Some(fatal) = counters.fatal() {
+        anyhow::bail!("reading stopped early: {fatal}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar(len: Option<u64>) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = match len {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} frames {per_sec} eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
