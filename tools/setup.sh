@@ -27,13 +27,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# --- Rust toolchain -------------------------------------------------------------------------------------
-if ! command -v cargo >/dev/null 2>&1; then
-  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
-fi
-if ! command -v cargo >/dev/null 2>&1; then
-  say "installing Debian's Rust toolchain (cargo, rustc, rustfmt, clippy)"
-  sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cargo rustc >/dev/null
+# --- Rust toolchain (1.92 or newer) ---------------------------------------------------------------------
+[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+rust_ok() {
+  command -v cargo >/dev/null 2>&1 && command -v cargo-clippy >/dev/null 2>&1 && command -v rustfmt >/dev/null 2>&1 || return 1
+  local v; v=$(rustc --version 2>/dev/null | awk '{print $2}')
+  [ "$(printf '%s\n1.92.0\n' "$v" | sort -V | head -n1)" = "1.92.0" ]
+}
+if ! rust_ok; then
+  say "installing Debian's current Rust toolchain (rustc-web, cargo-web, clippy, rustfmt)"
+  sudo_ apt-get update -qq
+  sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    rustc-web cargo-web rust-web-clippy rustfmt-web >/dev/null
+  rust_ok || { say "no Rust 1.92 or newer with clippy and rustfmt could be installed"; exit 1; }
 fi
 
 # --- ONNX Runtime shared library from the pinned PyPI wheel --------------------------------------------

@@ -3,6 +3,8 @@
 
 mod detect;
 mod replay;
+mod scrub;
+mod consent;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,6 +32,10 @@ enum Command {
     Replay(replay::Args),
     /// Score still images.
     Detect(detect::Args),
+    /// Run the privacy filter's snapshot path on still images and write what would be handed on.
+    Scrub(scrub::Args),
+    /// Join (on) or leave (off) the user-experience improvement programme, or show its status.
+    Consent(consent::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +54,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Replay(args) => replay::run(args, cfg, model),
             Command::Detect(args) => detect::run(args, cfg, model),
+            Command::Scrub(args) => scrub::run(args, cli.config.as_deref()),
+            Command::Consent(args) => consent::run(args, cli.config.as_deref()),
         }
     });
     match result {

@@ -23,6 +23,9 @@ pub struct Args {
     /// Also write each event as one JSON line to FILE.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
+    /// Write every analysed frame's score as one JSON line to FILE: {"frame": N, "t": s, "score": x}.
+    #[arg(long, value_name = "FILE")]
+    scores: Option<PathBuf>,
     /// Write the summary as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     summary: Option<PathBuf>,
@@ -41,12 +44,8 @@ pub fn run(args: Args, cfg: Config, model: Option<PathBuf>) -> Result<ExitCode> 
     let model_path = crate::model_path(model, &cfg)?;
     let model = OnnxModel::load(&model_path, cfg.detector_threads())?;
     let detector = model.detector()?;
-    let mut events_out = match &args.events {
-        Some(p) => Some(BufWriter::new(
-            File::create(p).with_context(|| format!("cannot create events file {}", p.display()))?,
-        )),
-        None => None,
-    };
+    let mut events_out = create(args.events.as_ref(), "events file")?;
+    let mut scores_out = create(args.scores.as_ref(), "scores file")?;
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -66,6 +65,11 @@ pub fn run(args: Args, cfg: Config, model: Option<PathBuf>) -> Result<ExitCode> 
     let mut stdout = std::io::stdout().lock();
     for j in judged {
         progress.inc(1);
+        if let Some(out) = scores_out.as_mut() {
+            let f = &j.scored.frame;
+            let line = serde_json::json!({"frame": f.seq, "t": f.t, "score": j.scored.detection.score});
+            writeln!(out, "{line}").context("cannot write the scores file")?;
+        }
         let Some(event) = j.event else { continue };
         let line = format!(
             "{:<8} frame {:>6}  t {:>9.1} s  score {:.3}  regions {}",
@@ -83,6 +87,9 @@ pub fn run(args: Args, cfg: Config, model: Option<PathBuf>) -> Result<ExitCode> 
         }
     }
     progress.finish_and_clear();
+    if let Some(out) = scores_out.as_mut() {
+        out.flush().context("cannot write the scores file")?;
+    }
     let s = counters.summary(started.elapsed());
     writeln!(
         stdout,
@@ -109,6 +116,13 @@ pub fn run(args: Args, cfg: Config, model: Option<PathBuf>) -> Result<ExitCode> 
         anyhow::bail!("reading stopped early: {fatal}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn create(path: Option<&PathBuf>, what: &str) -> Result<Option<BufWriter<File>>> {
+    path.map(|p| {
+        File::create(p).map(BufWriter::new).with_context(|| format!("cannot create {what} {}", p.display()))
+    })
+    .transpose()
 }
 
 fn progress_bar(len: Option<u64>) -> indicatif::ProgressBar {
