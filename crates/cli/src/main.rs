@@ -1,10 +1,10 @@
 //! `vigil`: the command line. Glue only: argument parsing, logging, output formats and exit codes; the work
 //! is done by the library crates.
 
+mod consent;
 mod detect;
 mod replay;
 mod scrub;
-mod consent;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -28,7 +28,8 @@ pub fn privacy_config(config: Option<&Path>) -> Result<PrivacyConfig> {
         None => PrivacyConfig::default(),
     };
     if !cfg.faces.model.is_file() {
-        let mut candidates = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.local/models/centerface.onnx")];
+        let mut candidates =
+            vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.local/models/centerface.onnx")];
         if let Ok(exe) = std::env::current_exe() {
             for dir in exe.ancestors().skip(1).take(4) {
                 candidates.push(dir.join("share/vigil/centerface.onnx"));
@@ -53,7 +54,10 @@ pub fn run(args: Args, config: Option<&Path>) -> Result<ExitCode> {
             .and_then(|bytes| scrubber.scrub_bytes(&bytes).map_err(|e| format!("{}: {e}", e.code())));
         match result {
             Ok(s) => {
-                let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "image".into());
                 let mut name = format!("{stem}.jpg");
                 let mut n = 1;
                 while !used.insert(name.clone()) {
@@ -62,7 +66,14 @@ pub fn run(args: Args, config: Option<&Path>) -> Result<ExitCode> {
                 }
                 let dest = args.out.join(&name);
                 std::fs::write(&dest, &s.jpeg).with_context(|| format!("cannot write {}", dest.display()))?;
-                println!("{} -> {} ({}x{}, {} face(s) filled)", path.display(), dest.display(), s.width, s.height, s.faces);
+                println!(
+                    "{} -> {} ({}x{}, {} face(s) filled)",
+                    path.display(),
+                    dest.display(),
+                    s.width,
+                    s.height,
+                    s.faces
+                );
             }
             Err(reason) => {
                 eprintln!("vigil: dropped {}: {reason}", path.display());

@@ -246,11 +246,27 @@ impl PrivacyConfig {
         Ok(cfg)
     }
 
-    /// Reads, parses and validates a TOML file.
+    /// Reads, parses and validates a TOML file: either a privacy config on its own, or vigil's config file
+    /// with the privacy config as its `[privacy]` table (then only that table is read).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        Self::from_toml_str(&text, path)
+        let doc: toml::Table = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        match doc.get("privacy") {
+            Some(toml::Value::Table(t)) => {
+                let cfg: PrivacyConfig = t.clone().try_into().map_err(|e: toml::de::Error| {
+                    ConfigError::Parse { path: path.to_path_buf(), message: format!("[privacy]: {e}") }
+                })?;
+                cfg.validate()?;
+                Ok(cfg)
+            }
+            Some(_) => Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: "`privacy` must be a table".into(),
+            }),
+            None => Self::from_toml_str(&text, path),
+        }
     }
 
     /// Checks every bound documented on the fields.
@@ -346,6 +362,19 @@ mod tests {
         ] {
             assert!(parse(doc).is_err(), "accepted: {doc}");
         }
+    }
+
+    #[test]
+    fn the_privacy_table_of_vigils_config_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("vigil.toml");
+        std::fs::write(&p, "[detector]\ntype = \"onnx\"\n[privacy]\ncountry = \"CN\"\n[privacy.purpose]\nframes_per_event = 2\n").unwrap();
+        let c = PrivacyConfig::load(&p).unwrap();
+        assert_eq!((c.country.as_str(), c.purpose.frames_per_event), ("CN", 2));
+        std::fs::write(&p, "country = \"US\"\n").unwrap();
+        assert_eq!(PrivacyConfig::load(&p).unwrap().country, "US");
+        std::fs::write(&p, "[privacy]\nbogus = 1\n").unwrap();
+        assert!(PrivacyConfig::load(&p).is_err());
     }
 
     #[test]
