@@ -19,6 +19,7 @@ pub mod record;
 pub mod sample;
 pub mod service;
 pub mod spool;
+pub mod testkit;
 mod xxh64;
 
 pub use bundle::{Body, Bundle, BundleKind, FileEntry, Manifest};
