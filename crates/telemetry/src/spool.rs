@@ -310,8 +310,13 @@ impl Spool {
             match Self::check_file(&path, name) {
                 Ok((manifest, meta)) => {
                     let id = manifest.id.clone();
-                    let age_ref =
-                        manifest.created_unix.or_else(|| mtime_unix(&meta).filter(|t| plausible(*t)));
+                    // The earlier of the recorded creation time and the file time: a bundle dated in the
+                    // future whose age count restarted (file time set) keeps the restarted count.
+                    let mtime = mtime_unix(&meta).filter(|t| plausible(*t));
+                    let age_ref = match (manifest.created_unix, mtime) {
+                        (Some(c), Some(m)) => Some(c.min(m)),
+                        (c, m) => c.or(m),
+                    };
                     let entry = Entry {
                         id,
                         kind,
