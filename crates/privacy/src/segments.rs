@@ -420,4 +420,51 @@ mod tests {
         }
         assert_eq!(verify(b"\x89PNG\r\n\x1a\n"), Err(SegmentError::MissingSoi));
     }
+
+    /// A bounded, seeded mutation run of the fuzz target's properties, so they are checked on every
+    /// `cargo test` too (the libFuzzer target in fuzz/ runs the same properties for as long as one likes).
+    #[test]
+    fn mutated_streams_never_panic_and_stripped_output_always_verifies() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut extra = seg(0xE1, b"Exif\0\0data");
+        extra.extend(seg(0xFE, b"comment"));
+        let bases = [minimal(&[], &[]), minimal(&extra, b"tail")];
+        for i in 0..20_000 {
+            let mut f = bases[i % 2].clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % f.len();
+                match next() % 4 {
+                    0 => f[at] = next() as u8,
+                    1 => f[at] = 0xFF,
+                    2 => {
+                        f.remove(at);
+                    }
+                    _ => f.insert(at, next() as u8),
+                }
+                if f.is_empty() {
+                    break;
+                }
+            }
+            let verified = verify(&f);
+            match strip(&f) {
+                Ok(s) => {
+                    assert!(s.bytes.len() <= f.len());
+                    assert!(verify(&s.bytes).is_ok(), "case {i}");
+                    let again = strip(&s.bytes).unwrap();
+                    assert_eq!(again.bytes, s.bytes);
+                    assert!(again.dropped.is_empty());
+                    if verified.is_ok() {
+                        assert_eq!(s.bytes, f);
+                    }
+                }
+                Err(_) => assert!(verified.is_err(), "case {i}"),
+            }
+        }
+    }
 }
