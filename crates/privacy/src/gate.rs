@@ -213,9 +213,9 @@ impl<S: SnapshotSink> PrivacyGate<S> {
             return FrameOutcome::ConsentOff;
         }
         match result {
-            Ok(snap) => {
+            Ok((snap, segments_dropped)) => {
                 let bytes = snap.jpeg.len();
-                self.audit(AuditAction::Kept { event_id, index, offset_s, bytes, segments_dropped: 0 });
+                self.audit(AuditAction::Kept { event_id, index, offset_s, bytes, segments_dropped });
                 match self.sink.hand_on(&snap) {
                     Ok(()) => {
                         let region = snap.region.as_str().to_string();
@@ -251,11 +251,11 @@ impl<S: SnapshotSink> PrivacyGate<S> {
         event_id: u64,
         index: u32,
         offset_s: f64,
-    ) -> Result<Snapshot, DropReason> {
+    ) -> Result<(Snapshot, usize), DropReason> {
         let region = self.region.ok_or(DropReason::NoRegion)?;
         let key = DeviceKey::load(&self.key_file).map_err(|e| DropReason::DeviceKey(e.to_string()))?;
         let s = self.scrubber.scrub_image(&frame.image)?;
-        Ok(Snapshot {
+        let snapshot = Snapshot {
             device_id: key.device_id(&self.ids),
             region,
             event: self.event_kind.unwrap_or(EventKind::Failure),
@@ -265,6 +265,7 @@ impl<S: SnapshotSink> PrivacyGate<S> {
             width: s.width,
             height: s.height,
             jpeg: s.jpeg,
-        })
+        };
+        Ok((snapshot, s.segments_dropped))
     }
 }
