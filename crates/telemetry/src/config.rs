@@ -86,21 +86,20 @@ impl Default for Backoff {
     }
 }
 
-/// HTTP timeouts.
+/// HTTP timeouts. There is deliberately no whole-request limit: a slow but moving upload on a poor link
+/// is allowed to finish; a stalled one is cut by `io_ms`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
     /// TCP (and TLS) connect timeout, 1..=600000 ms. Default: 10000 ms.
     pub connect_ms: u64,
-    /// Longest wait for any single read or write, 1..=600000 ms. Default: 30000 ms.
+    /// Longest wait for any single read or write (a stalled server), 1..=600000 ms. Default: 30000 ms.
     pub io_ms: u64,
-    /// Longest whole request, 1..=600000 ms. Default: 120000 ms.
-    pub request_ms: u64,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { connect_ms: 10_000, io_ms: 30_000, request_ms: 120_000 }
+        Timeouts { connect_ms: 10_000, io_ms: 30_000 }
     }
 }
 
@@ -130,7 +129,8 @@ pub struct TelemetryConfig {
     /// Outbox folder for `handoff` mode (required there, must differ from the spool). Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbox_dir: Option<PathBuf>,
-    /// HTTP timeouts.
+    /// HTTP timeouts. There is deliberately no whole-request limit: a slow but moving upload on a poor link
+    /// is allowed to finish; a stalled one is cut by `io_ms`.
     pub timeouts: Timeouts,
 }
 
@@ -203,7 +203,7 @@ impl TelemetryConfig {
             "backoff.max_retry_after_secs must be 1..=86400",
         )?;
         let t = &self.timeouts;
-        for (v, name) in [(t.connect_ms, "connect_ms"), (t.io_ms, "io_ms"), (t.request_ms, "request_ms")] {
+        for (v, name) in [(t.connect_ms, "connect_ms"), (t.io_ms, "io_ms")] {
             check((1..=MS).contains(&v), &format!("timeouts.{name} must be 1..=600000"))?;
         }
         if self.mode == Mode::Upload {

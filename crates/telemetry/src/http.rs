@@ -56,7 +56,6 @@ impl HttpUploader {
             .timeout_connect(Duration::from_millis(timeouts.connect_ms))
             .timeout_read(Duration::from_millis(timeouts.io_ms))
             .timeout_write(Duration::from_millis(timeouts.io_ms))
-            .timeout(Duration::from_millis(timeouts.request_ms))
             .redirects(0)
             .user_agent(concat!("vigil-telemetry/", env!("CARGO_PKG_VERSION")))
             .build();

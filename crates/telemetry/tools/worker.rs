@@ -47,7 +47,7 @@ fn run() -> Result<(), String> {
         backoff: Backoff { initial_ms: 10, max_ms: 100, jitter: 0.5, max_retry_after_secs: 1 },
         mode: if outbox.is_some() { Mode::Handoff } else { Mode::Upload },
         outbox_dir: outbox,
-        timeouts: Timeouts { connect_ms: 2000, io_ms: 5000, request_ms: 10_000 },
+        timeouts: Timeouts { connect_ms: 2000, io_ms: 5000 },
         ..TelemetryConfig::default()
     };
     let handoff = config.mode == Mode::Handoff;
