@@ -181,6 +181,21 @@ impl TelemetryConfig {
         Ok(c)
     }
 
+    /// Reads the `[telemetry]` table of vigil's configuration file (every other table is ignored; no table
+    /// means all defaults) and validates it.
+    pub fn from_config_file(path: &std::path::Path) -> Result<Self, TelemetryError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| TelemetryError::Config(format!("reading {}: {e}", path.display())))?;
+        let mut doc: toml::Table =
+            toml::from_str(&text).map_err(|e| TelemetryError::Config(format!("{}: {e}", path.display())))?;
+        let c: TelemetryConfig = match doc.remove("telemetry") {
+            Some(v) => v.try_into().map_err(|e| TelemetryError::Config(format!("[telemetry]: {e}")))?,
+            None => TelemetryConfig::default(),
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
     /// Checks every bound named in the field docs.
     pub fn validate(&self) -> Result<(), TelemetryError> {
         const MS: u64 = 600_000;
@@ -221,4 +236,83 @@ impl TelemetryConfig {
 
 fn toml_de(text: &str) -> Result<TelemetryConfig, TelemetryError> {
     toml::from_str(text).map_err(|e| TelemetryError::Config(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(TelemetryConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_full_section_parses_and_unknown_fields_are_rejected() {
+        let c = TelemetryConfig::from_toml(
+            r#"
+            spool_dir = "/data/spool"
+            max_bytes = 1048576
+            max_bundles = 50
+            min_free_bytes = 0
+            retention_days = 7
+            mode = "handoff"
+            outbox_dir = "/data/outbox"
+            [endpoints]
+            us = "https://us.example.invalid/v1"
+            cn = "https://cn.example.invalid/v1"
+            [rate_limit]
+            max_uploads = 5
+            [backoff]
+            initial_ms = 500
+            [timeouts]
+            io_ms = 5000
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(c.mode, Mode::Handoff);
+        assert_eq!(c.rate_limit, RateLimit { max_uploads: 5, per_secs: 60 });
+        assert_eq!(c.backoff.initial_ms, 500);
+        assert_eq!(c.endpoints.for_region(Region::Cn), "https://cn.example.invalid/v1");
+        assert!(TelemetryConfig::from_toml("spool_dri = \"/x\"").is_err());
+        assert!(TelemetryConfig::from_toml("[backoff]\nmax = 3").is_err());
+    }
+
+    #[test]
+    fn out_of_bounds_values_are_rejected() {
+        for bad in [
+            "max_bytes = 10",
+            "max_bundles = 0",
+            "retention_days = 0",
+            "[rate_limit]\nper_secs = 0",
+            "[backoff]\njitter = 1.5",
+            "[backoff]\ninitial_ms = 5",
+            "[timeouts]\nio_ms = 0",
+            "[endpoints]\nus = \"ftp://x\"",
+            "[endpoints]\ncn = \"https://\"",
+            "mode = \"handoff\"",
+            "mode = \"handoff\"\noutbox_dir = \"/var/lib/vigil/spool\"",
+        ] {
+            assert!(matches!(TelemetryConfig::from_toml(bad), Err(TelemetryError::Config(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_telemetry_table_is_read_from_the_whole_config_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("vigil.toml");
+        std::fs::write(&p, "[privacy]\nanything = 1\n[telemetry]\nspool_dir = \"/s\"\n").expect("write");
+        assert_eq!(TelemetryConfig::from_config_file(&p).expect("ok").spool_dir, PathBuf::from("/s"));
+        std::fs::write(&p, "[detector]\nx = 1\n").expect("write");
+        assert_eq!(TelemetryConfig::from_config_file(&p).expect("ok"), TelemetryConfig::default());
+    }
+
+    #[test]
+    fn mainland_china_is_cn_and_every_other_region_us() {
+        assert_eq!(Region::from_country_code("CN"), Region::Cn);
+        assert_eq!(Region::from_country_code(" cn "), Region::Cn);
+        for other in ["US", "DE", "HK", "MO", "TW", "JP", ""] {
+            assert_eq!(Region::from_country_code(other), Region::Us, "{other}");
+        }
+    }
 }
