@@ -5,6 +5,7 @@ mod consent;
 mod detect;
 mod replay;
 mod scrub;
+mod spool;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,6 +37,8 @@ enum Command {
     Scrub(scrub::Args),
     /// Join (on) or leave (off) the user-experience improvement programme, or show its status.
     Consent(consent::Args),
+    /// Inspect, unpack or purge the telemetry spool.
+    Spool(spool::Args),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
             Command::Detect(args) => detect::run(args, cfg, model),
             Command::Scrub(args) => scrub::run(args, cli.config.as_deref()),
             Command::Consent(args) => consent::run(args, cli.config.as_deref()),
+            Command::Spool(args) => spool::run(args, cli.config.as_deref()),
         }
     });
     match result {

@@ -599,9 +599,13 @@ impl Spool {
     /// Opt-out / purge: deletes every pending event bundle and the quarantine, and leaves exactly one
     /// deletion request pending (written first, so a crash in between never loses it; if it cannot be
     /// written, the bundles are deleted anyway and the write is tried once more). `identity` defaults to
-    /// the spool's remembered device; with none known, only the deletion happens.
+    /// the spool's remembered device, then to the device of a pending bundle; with none known, only the
+    /// deletion happens.
     pub fn erase(&mut self, identity: Option<(&str, Region)>, reason: DeletionReason) -> ErasureReport {
-        let ident = identity.map(|(d, r)| (d.to_string(), r)).or_else(|| self.identity.clone());
+        let ident = identity
+            .map(|(d, r)| (d.to_string(), r))
+            .or_else(|| self.identity.clone())
+            .or_else(|| self.entries.values().next().map(|e| (e.device_id.clone(), e.region)));
         let mut report = ErasureReport::default();
         let mut first = ident.as_ref().map(|(d, r)| self.write_deletion(d, *r, reason));
         let events: Vec<u64> =

@@ -271,12 +271,9 @@ pub fn kill9(
         cmd.args(["--start", &start.to_string(), "--events", &events.to_string()]);
         let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
         let out = child.stdout.take();
-        match kill_after {
-            Some(d) => {
-                std::thread::sleep(d);
-                child.kill()?; // SIGKILL
-            }
-            None => {}
+        if let Some(d) = kill_after {
+            std::thread::sleep(d);
+            child.kill()?; // SIGKILL
         }
         let mut lines = Vec::new();
         if let Some(out) = out {
