@@ -8,6 +8,9 @@ root=${VIGIL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 dest="$root/.local/nginx"
 say() { printf 'setup.d/nginx: %s\n' "$*" >&2; }
 
+# Only the tests use it: skip when the main setup script runs without --test.
+[ "${VIGIL_SETUP_TEST:-1}" = "0" ] && exit 0
+
 if [ -x "$dest/usr/sbin/nginx" ] && "$dest/usr/sbin/nginx" -V 2>&1 | grep -q http_dav_module; then
   exit 0
 fi
