@@ -433,3 +433,34 @@ fn an_https_endpoint_speaks_tls_and_never_sends_plain_http() {
     assert_eq!(spool_count(&dir), 1);
     assert!(ng.stored().is_empty());
 }
+
+#[test]
+fn handoff_mode_moves_finished_bundles_into_the_outbox_and_opt_out_clears_it() {
+    let t = tempfile::tempdir().expect("tmp");
+    let outbox = t.path().join("outbox");
+    let mut cfg = config(&t.path().join("spool"), "https://us.invalid", "https://cn.invalid");
+    cfg.mode = vigil_telemetry::Mode::Handoff;
+    cfg.outbox_dir = Some(outbox.clone());
+    let s = stage(cfg);
+    let mut ids = Vec::new();
+    for n in [0, 2] {
+        let (rec, snaps) = worker_event(n);
+        ids.push(s.submit(&rec, &snaps).expect("submit"));
+    }
+    assert_eq!(s.handoff().expect("handoff"), 2);
+    assert_eq!(spool_count(&t.path().join("spool")), 0);
+    for id in &ids {
+        let data = fs::read(outbox.join(format!("{id}.zst"))).expect("in the outbox");
+        bundle::decode(&data).expect("whole");
+    }
+    let r = s.opt_out("dev-us-0001", vigil_telemetry::Region::Us);
+    assert_eq!(r.deleted, 2, "bundles still waiting in the outbox are deleted");
+    assert_eq!(s.handoff().expect("handoff"), 1, "only the deletion request moves");
+    let names: Vec<String> = fs::read_dir(&outbox)
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1);
+    assert!(names[0].starts_with("d-"), "{names:?}");
+}
