@@ -57,9 +57,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Replay(args) => replay::run(args, cfg, model),
             Command::Detect(args) => detect::run(args, cfg, model),
-            Command::Scrub(args) => scrub::run(args, cli.config.as_deref()),
-            Command::Consent(args) => consent::run(args, cli.config.as_deref()),
-            Command::Spool(args) => spool::run(args, cli.config.as_deref()),
+            Command::Scrub(args) => scrub::run(args, &cfg),
+            Command::Consent(args) => consent::run(args, &cfg),
+            Command::Spool(args) => spool::run(args, &cfg),
         }
     });
     match result {

@@ -11,7 +11,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use vigil_capture::Timing;
 use vigil_detect::{Judge, OnnxModel, PreparedModel};
-use vigil_pipeline::{detect_stage, judge_stage, read_stage, Config, Counters, Pacing};
+use vigil_pipeline::{
+    detect_stage, judge_stage, read_stage, snapshot_stage, Config, Counters, Pacing, RecordInfo, SpoolSink,
+};
+use vigil_privacy::{HardwareIds, PrivacyGate};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -61,14 +64,21 @@ pub fn run(args: Args, cfg: Config, model: Option<PathBuf>) -> Result<ExitCode> 
     let frames = read_stage(source, pacing, stop.clone(), counters.clone());
     let scored = detect_stage(frames, detector, counters.clone());
     let judged = judge_stage(scored, Judge::new(cfg.judge.clone()), counters.clone());
+    let judged = snapshot_stage(
+        judged,
+        privacy_gate(&cfg, &model, &counters)?,
+        args.path.display().to_string(),
+        counters.clone(),
+    );
 
     let mut stdout = std::io::stdout().lock();
     for j in judged {
         progress.inc(1);
         if let Some(out) = scores_out.as_mut() {
             let f = &j.scored.frame;
-            let line = serde_json::json!({"frame": f.seq, "t": f.t, "score": j.scored.detection.score});
-            writeln!(out, "{line}").context("cannot write the scores file")?;
+            let line = ScoreLine { frame: f.seq, t: f.t, score: j.scored.detection.score };
+            serde_json::to_writer(&mut *out, &line)?;
+            writeln!(out).context("cannot write the scores file")?;
         }
         let Some(event) = j.event else { continue };
         let line = format!(
@@ -108,6 +118,13 @@ pub fn run(args: Args, cfg: Config, model: Option<PathBuf>) -> Result<ExitCode> 
         model_path.display(),
         model.info().version,
     )?;
+    if s.snapshots_kept + s.snapshots_dropped + s.bundles + s.bundle_errors > 0 {
+        writeln!(
+            stdout,
+            "  snapshots kept {}, dropped {}; bundles spooled {}, refused {}",
+            s.snapshots_kept, s.snapshots_dropped, s.bundles, s.bundle_errors
+        )?;
+    }
     if let Some(p) = &args.summary {
         std::fs::write(p, serde_json::to_vec_pretty(&s)?)
             .with_context(|| format!("cannot write summary {}", p.display()))?;
@@ -116,6 +133,27 @@ pub fn run(args: Args, cfg: Config, model: Option<PathBuf>) -> Result<ExitCode> 
         anyhow::bail!("reading stopped early: {fatal}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line of `--scores`.
+#[derive(serde::Serialize)]
+struct ScoreLine {
+    frame: u64,
+    t: f64,
+    score: f32,
+}
+
+/// The privacy filter and the spool behind it. It acts only while the owner is in the programme.
+fn privacy_gate(cfg: &Config, model: &OnnxModel, counters: &Arc<Counters>) -> Result<PrivacyGate<SpoolSink>> {
+    let privacy = crate::scrub::privacy_config(cfg)?;
+    let info = RecordInfo {
+        printer_model: cfg.device.printer_model.clone(),
+        firmware: cfg.device.firmware.clone(),
+        model_version: model.info().version.clone(),
+    };
+    let sink = SpoolSink::new(cfg.telemetry.clone(), info, privacy.purpose.window_s, counters.clone());
+    let ids = HardwareIds { mac: cfg.device.mac(), serial: cfg.device.serial.clone() };
+    Ok(PrivacyGate::new(&privacy, ids, sink))
 }
 
 fn create(path: Option<&PathBuf>, what: &str) -> Result<Option<BufWriter<File>>> {

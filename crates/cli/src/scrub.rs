@@ -19,14 +19,10 @@ pub struct Args {
     out: PathBuf,
 }
 
-/// The privacy settings: the `[privacy]` table of `--config` (or the whole file if it has none), else the
-/// defaults. A face model path that does not exist falls back to the development copy put in place by
+/// The privacy settings: the `[privacy]` table of the config. A face model path that does not exist falls back to the development copy put in place by
 /// tools/setup.sh, then to `share/vigil/centerface.onnx` beside or above the executable.
-pub fn privacy_config(config: Option<&Path>) -> Result<PrivacyConfig> {
-    let mut cfg = match config {
-        Some(p) => PrivacyConfig::load(p)?,
-        None => PrivacyConfig::default(),
-    };
+pub fn privacy_config(config: &vigil_pipeline::Config) -> Result<PrivacyConfig> {
+    let mut cfg = config.privacy.clone();
     if !cfg.faces.model.is_file() {
         let mut candidates =
             vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.local/models/centerface.onnx")];
@@ -42,7 +38,7 @@ pub fn privacy_config(config: Option<&Path>) -> Result<PrivacyConfig> {
     Ok(cfg)
 }
 
-pub fn run(args: Args, config: Option<&Path>) -> Result<ExitCode> {
+pub fn run(args: Args, config: &vigil_pipeline::Config) -> Result<ExitCode> {
     let cfg = privacy_config(config)?;
     let mut scrubber = Scrubber::from_config(&cfg);
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;

@@ -1,12 +1,12 @@
 //! `vigil spool ls|show|purge`: inspects, unpacks and erases the telemetry spool. The work is done by
 //! `vigil_telemetry::inspect`; this file only parses arguments and prints.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
-use vigil_telemetry::{inspect, SystemClock, TelemetryConfig};
+use vigil_telemetry::{inspect, SystemClock};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -33,14 +33,8 @@ enum Action {
     Purge,
 }
 
-pub fn run(args: Args, config: Option<&Path>) -> Result<ExitCode> {
-    let dir = match args.spool {
-        Some(d) => d,
-        None => match config {
-            Some(p) => TelemetryConfig::from_config_file(p)?.spool_dir,
-            None => TelemetryConfig::default().spool_dir,
-        },
-    };
+pub fn run(args: Args, config: &vigil_pipeline::Config) -> Result<ExitCode> {
+    let dir = args.spool.unwrap_or_else(|| config.telemetry.spool_dir.clone());
     match args.action {
         Action::Ls => print!("{}", inspect::format_list(&inspect::list(&dir)?)),
         Action::Show { file, extract } => {

@@ -140,7 +140,7 @@ fn inputs_that_cannot_be_opened_are_clear_errors_naming_them() {
 fn bad_arguments_are_refused() {
     assert_eq!(vigil(&["replay"]).status.code(), Some(2), "missing path");
     assert_eq!(vigil(&["replay", "fixtures/frames", "--interval", "abc"]).status.code(), Some(2));
-    let out = vigil(&["replay", "fixtures/frames", "--interval", "-1"]);
+    let out = vigil(&["replay", "fixtures/frames", "--interval=-1"]);
     assert!(!out.status.success() && stderr(&out).contains("interval"), "{}", stderr(&out));
     let out = vigil(&["replay", "fixtures/frames", "--model", "nope.onnx"]);
     assert!(!out.status.success() && stderr(&out).contains("nope.onnx"), "{}", stderr(&out));

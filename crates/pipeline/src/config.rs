@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use vigil_detect::JudgeConfig;
+use vigil_privacy::PrivacyConfig;
+use vigil_telemetry::TelemetryConfig;
 
 /// Errors reading the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,45 @@ pub struct Config {
     pub judge: JudgeConfig,
     /// Stage settings.
     pub pipeline: PipelineConfig,
+    /// What the printer is; goes into event records (pseudonymised).
+    pub device: DeviceConfig,
+    /// The improvement programme's rules: consent, purpose, minimisation, region (see crates/privacy).
+    pub privacy: PrivacyConfig,
+    /// Spool and upload of scrubbed snapshots (see crates/telemetry).
+    pub telemetry: TelemetryConfig,
+}
+
+/// What the printer is. MAC and serial never leave the device: they only feed the pseudonymous device id.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceConfig {
+    /// Printer model, e.g. "K1 Max". Default: empty.
+    pub printer_model: String,
+    /// Printer firmware version. Default: empty.
+    pub firmware: String,
+    /// MAC address. Default: the first non-loopback interface's address from /sys/class/net.
+    pub mac: Option<String>,
+    /// Serial number. Default: empty.
+    pub serial: String,
+}
+
+impl DeviceConfig {
+    /// The configured MAC, else the first non-loopback interface's address, else empty.
+    pub fn mac(&self) -> String {
+        if let Some(m) = &self.mac {
+            return m.clone();
+        }
+        let Ok(dir) = std::fs::read_dir("/sys/class/net") else { return String::new() };
+        let mut names: Vec<_> = dir.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        names.sort();
+        names
+            .iter()
+            .filter(|p| p.file_name().is_some_and(|n| n != "lo"))
+            .filter_map(|p| std::fs::read_to_string(p.join("address")).ok())
+            .map(|s| s.trim().to_string())
+            .find(|s| !s.is_empty() && s != "00:00:00:00:00:00")
+            .unwrap_or_default()
+    }
 }
 
 /// The detector backends, selected by `type`.
@@ -76,6 +117,8 @@ impl Config {
     /// Checks every bound.
     pub fn validate(&self) -> Result<(), String> {
         self.judge.validate().map_err(|e| e.to_string())?;
+        self.privacy.validate().map_err(|e| e.to_string())?;
+        self.telemetry.validate().map_err(|e| e.to_string())?;
         let DetectorConfig::Onnx { threads, .. } = &self.detector;
         if let Some(t) = threads {
             if !(1..=64).contains(t) {
@@ -138,6 +181,17 @@ mod tests {
         assert!(err.contains("threshhold") && err.contains("test.toml"), "{err}");
         assert!(parse("[detector]\ntype = \"onnx\"\nmodle = \"x\"\n").is_err());
         assert!(parse("[detector]\ntype = \"tpu\"\n").is_err());
+    }
+
+    #[test]
+    fn privacy_and_telemetry_sections_are_read_and_checked() {
+        let cfg = parse("[privacy]\ncountry = \"CN\"\n[telemetry]\nretention_days = 7\n[device]\nprinter_model = \"K1\"\n")
+            .unwrap();
+        assert_eq!(cfg.privacy.country, "CN");
+        assert_eq!(cfg.telemetry.retention_days, 7);
+        assert_eq!(cfg.device.printer_model, "K1");
+        assert!(parse("[telemetry]\nretention_days = 0\n").is_err());
+        assert!(parse("[privacy]\nconsent = true\n").is_err());
     }
 
     #[test]

@@ -32,12 +32,36 @@ pub struct Counters {
     pub detect_us: AtomicU64,
     /// Total time in the model alone, microseconds.
     pub infer_us: AtomicU64,
+    /// Scrubbed snapshots handed on to telemetry (consent on only).
+    pub snapshots_kept: AtomicU64,
+    /// Snapshots the privacy filter dropped (named in a warning).
+    pub snapshots_dropped: AtomicU64,
+    /// Event bundles written to the spool.
+    pub bundles: AtomicU64,
+    /// Event bundles the spool refused (full disk, quota, ...).
+    pub bundle_errors: AtomicU64,
     fatal: Mutex<Option<String>>,
 }
 
 impl Counters {
     fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_snapshot_kept(&self) {
+        Self::add(&self.snapshots_kept, 1);
+    }
+
+    pub(crate) fn add_snapshot_dropped(&self) {
+        Self::add(&self.snapshots_dropped, 1);
+    }
+
+    pub(crate) fn add_bundle(&self) {
+        Self::add(&self.bundles, 1);
+    }
+
+    pub(crate) fn add_bundle_error(&self) {
+        Self::add(&self.bundle_errors, 1);
     }
 
     /// The error that stopped the source early, if one did.
@@ -64,6 +88,10 @@ impl Counters {
             truncated: get(&self.truncated),
             detect_errors: get(&self.detect_errors),
             events: get(&self.events),
+            snapshots_kept: get(&self.snapshots_kept),
+            snapshots_dropped: get(&self.snapshots_dropped),
+            bundles: get(&self.bundles),
+            bundle_errors: get(&self.bundle_errors),
             ms_per_frame: per(get(&self.detect_us)),
             infer_ms_per_frame: per(get(&self.infer_us)),
             wall_s: wall.as_secs_f64(),
@@ -82,6 +110,10 @@ pub struct Summary {
     pub truncated: u64,
     pub detect_errors: u64,
     pub events: u64,
+    pub snapshots_kept: u64,
+    pub snapshots_dropped: u64,
+    pub bundles: u64,
+    pub bundle_errors: u64,
     /// Detector time per analysed frame (preprocessing + inference), milliseconds.
     pub ms_per_frame: f64,
     /// Model time per analysed frame, milliseconds.

@@ -159,6 +159,11 @@ impl<S: SnapshotSink> PrivacyGate<S> {
         &self.sink
     }
 
+    /// The sink, e.g. to flush what it groups.
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
     /// Whether consent is on right now (one `stat`).
     pub fn consent_on(&self) -> bool {
         self.consent.is_on()

@@ -181,8 +181,18 @@ pub fn extract(file: &Path, dir: &Path) -> Result<Vec<PathBuf>, TelemetryError> 
 /// request (for the device the spool last wrote for). Fails with [`TelemetryError::Busy`] while a running
 /// vigil holds the spool.
 pub fn purge(dir: &Path, clock: Arc<dyn Clock>) -> Result<ErasureReport, TelemetryError> {
+    erase(dir, clock, DeletionReason::Purge)
+}
+
+/// `vigil consent off` while no vigil holds the spool: like [`purge`], the deletion request giving the
+/// opt-out as its reason.
+pub fn opt_out(dir: &Path, clock: Arc<dyn Clock>) -> Result<ErasureReport, TelemetryError> {
+    erase(dir, clock, DeletionReason::OptOut)
+}
+
+fn erase(dir: &Path, clock: Arc<dyn Clock>, reason: DeletionReason) -> Result<ErasureReport, TelemetryError> {
     let mut spool = Spool::open(dir, SpoolLimits::default(), clock)?;
-    Ok(spool.erase(None, DeletionReason::Purge))
+    Ok(spool.erase(None, reason))
 }
 
 /// `vigil spool purge` output.
