@@ -640,7 +640,8 @@ def split_groups(items, seed, val_frac):
         groups.setdefault(it["group"], []).append(i)
     strata = {}
     for g, idx in sorted(groups.items()):
-        src = max(set(items[i]["source"] for i in idx), key=lambda s: sum(items[i]["source"] == s for i in idx))
+        # majority source; ties broken by name so the split does not depend on the hash seed
+        src = max(sorted(set(items[i]["source"] for i in idx)), key=lambda s: sum(items[i]["source"] == s for i in idx))
         lab = round(np.mean([items[i]["label"] for i in idx]))
         strata.setdefault((src, lab), []).append(g)
     rng = random.Random(seed)
@@ -672,7 +673,7 @@ def entry_source(items, e):
     return "kapis-clear-crops" if kind == "clear" else it["source"], (0 if kind == "clear" else it["label"])
 
 
-def sampler_weights(items, entries, hardneg_boost):
+def sampler_weights(items, entries, hardneg_boost, normal_share=0.5):
     """Balance failure vs normal, and sources within each class by sqrt of their size."""
     keys = [entry_source(items, e) for e in entries]
     count = {}
@@ -683,9 +684,9 @@ def sampler_weights(items, entries, hardneg_boost):
         if k[0] == "kapis-clear-crops":
             w[j] *= hardneg_boost
     lab = np.array([k[1] for k in keys])
-    for c in (0, 1):
+    for c, share in ((0, normal_share), (1, 1 - normal_share)):
         if (lab == c).any():
-            w[lab == c] *= 0.5 / w[lab == c].sum()
+            w[lab == c] *= share / w[lab == c].sum()
     return w
 
 
@@ -731,7 +732,7 @@ def train_run(name, args, items, images, train_idx, val_idx, device, log):
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
     entries = make_entries(items, train_idx)
-    weights = sampler_weights(items, entries, args.hardneg_boost)
+    weights = sampler_weights(items, entries, args.hardneg_boost, args.normal_share)
     ds = TrainSet(images, items, entries, size, grid, args.seed)
     n_per_epoch = args.samples_per_epoch
     g = torch.Generator()
@@ -910,6 +911,7 @@ def main():
     ap.add_argument("--cell-weight", type=float, default=1.0, help="weight of the per-cell loss")
     ap.add_argument("--pool-r", type=float, default=1.0, help="log-sum-exp pooling sharpness")
     ap.add_argument("--hardneg-boost", type=float, default=1.5, help="sampling boost of spaghetti-free kapis crops")
+    ap.add_argument("--normal-share", type=float, default=0.5, help="share of normal samples per batch")
     ap.add_argument("--label-smoothing", type=float, default=0.05)
     ap.add_argument("--val-frac", type=float, default=0.25)
     ap.add_argument("--sim-threshold", type=float, default=0.97, help="cosine similarity merging near-duplicates")
