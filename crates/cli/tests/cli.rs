@@ -193,7 +193,7 @@ fn detect_names_an_unreadable_image_goes_on_and_fails_at_the_end() {
 
 /// The real footage in ../shared/data (present in CI); skipped with a reason where it is absent.
 #[test]
-fn replay_of_the_shared_scythe_footage_analyses_every_frame() {
+fn replay_of_the_shared_scythe_footage_alarms_on_spaghetti_only() {
     let dir = root().join("../shared/data/footage/scythe");
     if !dir.is_dir() {
         eprintln!("skipped: {} is absent", dir.display());
@@ -205,5 +205,15 @@ fn replay_of_the_shared_scythe_footage_analyses_every_frame() {
         assert_eq!(sum["analysed"], frames, "{clip}");
         assert_eq!(sum["corrupt"], 0, "{clip}");
         eprintln!("{clip}: {} failure event(s), {:.2} ms/frame", events.len(), sum["ms_per_frame"]);
+        if clip.starts_with("normal") {
+            assert!(events.is_empty(), "a normal print raised {events:?}");
+        } else {
+            assert!(!events.is_empty(), "the spaghetti failure raised no event");
+            assert!(
+                events[0]["frame"].as_u64().unwrap() < 3,
+                "first event {:?} is not within 3 frames",
+                events[0]
+            );
+        }
     }
 }
