@@ -1,14 +1,34 @@
 //! `vigil-capture` reads frames. A [`FrameSource`] yields [`vigil_frame::Frame`]s in order, each with its
 //! 0-based index in the source and its media time; [`open`] picks the source for a path: a [`VideoFile`]
 //! (anything OpenCV's FFmpeg backend reads: MJPEG `.mkv`/`.avi`, H.264 `.mp4`, ...) or a [`FrameFolder`]
-//! (JPEG/PNG files in name order). A frame that cannot be decoded is reported as
-//! [`CaptureError::CorruptFrame`], naming the file and frame, and reading goes on; a source that cannot be
-//! opened at all is a [`CaptureError::Open`].
+//! (JPEG/PNG files in name order). [`open_spec`] also opens live sources from a [`SourceSpec`]: a V4L2
+//! camera ([`V4l2Camera`], MJPEG or YUYV), an MJPEG stream over HTTP ([`MjpegStream`], multipart/x-mixed-replace
+//! as ustreamer and mjpg-streamer serve it), a snapshot URL polled at an interval ([`SnapshotPoller`]) and
+//! an RTSP stream ([`RtspStream`]); each live source is wrapped in a [`Reconnecting`] source that reports an
+//! outage ([`CaptureError::Outage`]) and reconnects with exponential backoff while the pipeline keeps
+//! running. JPEG frames are decoded at a reduced DCT scale when the model input is much smaller than the
+//! frame ([`decode_jpeg`]). A frame that cannot be decoded is reported as [`CaptureError::CorruptFrame`],
+//! naming the source and frame, and reading goes on; a source that cannot be opened at all is a
+//! [`CaptureError::Open`].
 
+mod decode;
 mod folder;
+mod mjpeg;
+mod reconnect;
+mod rtsp;
+mod snapshot;
+mod spec;
+mod v4l2;
 mod video;
 
+pub use decode::{decode_jpeg, jpeg_size, reduction_for};
 pub use folder::FrameFolder;
+pub use mjpeg::{MjpegStream, MultipartReader};
+pub use reconnect::{Backoff, Reconnecting};
+pub use rtsp::RtspStream;
+pub use snapshot::SnapshotPoller;
+pub use spec::{open_spec, LiveOptions, SourceSpec, V4l2Format};
+pub use v4l2::V4l2Camera;
 pub use video::VideoFile;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +46,14 @@ pub enum CaptureError {
     /// The source stopped early (e.g. a truncated file): frames read so far stand.
     #[error("{source_id}: ended after frame {last_seq} of {declared} declared frames: {reason}")]
     Truncated { source_id: String, last_seq: u64, declared: u64, reason: String },
+    /// A live source was lost (connection refused or closed, stalled, garbage): a [`Reconnecting`] source
+    /// turns this into an [`CaptureError::Outage`] and reconnects; a bare live source stops.
+    #[error("{source_id}: disconnected: {reason}")]
+    Disconnected { source_id: String, reason: String },
+    /// A live source went away and is being reconnected with backoff: reading goes on (the next call blocks
+    /// until the source is back or the pipeline stops).
+    #[error("{source_id}: outage: {reason}; reconnecting")]
+    Outage { source_id: String, reason: String },
     #[error("OpenCV: {0}")]
     OpenCv(#[from] opencv::Error),
 }
@@ -34,7 +62,10 @@ impl CaptureError {
     /// True when reading may go on after this error: a skipped frame, or a truncation (the next call then
     /// reports the end).
     pub fn is_recoverable(&self) -> bool {
-        matches!(self, CaptureError::CorruptFrame { .. } | CaptureError::Truncated { .. })
+        matches!(
+            self,
+            CaptureError::CorruptFrame { .. } | CaptureError::Truncated { .. } | CaptureError::Outage { .. }
+        )
     }
 }
 
@@ -104,10 +135,20 @@ pub fn read_image(path: &Path) -> Result<Image, CaptureError> {
 
 /// Decodes an encoded JPEG or PNG frame; errors are [`CaptureError::CorruptFrame`] naming `source_id` and `seq`.
 pub(crate) fn decode_image(bytes: &[u8], source_id: &str, seq: u64) -> Result<Image, CaptureError> {
+    decode_with_flags(bytes, source_id, seq, opencv::imgcodecs::IMREAD_COLOR)
+}
+
+/// Decodes with OpenCV's `imdecode` flags (full size or one of the `IMREAD_REDUCED_COLOR_*` scales).
+pub(crate) fn decode_with_flags(
+    bytes: &[u8],
+    source_id: &str,
+    seq: u64,
+    flags: i32,
+) -> Result<Image, CaptureError> {
     use opencv::core::{MatTraitConst, Vector};
     let corrupt =
         |reason: String| CaptureError::CorruptFrame { source_id: source_id.to_string(), seq, reason };
-    let mat = opencv::imgcodecs::imdecode(&Vector::<u8>::from_slice(bytes), opencv::imgcodecs::IMREAD_COLOR)
+    let mat = opencv::imgcodecs::imdecode(&Vector::<u8>::from_slice(bytes), flags)
         .map_err(|e| corrupt(e.to_string()))?;
     if mat.empty() {
         return Err(corrupt("not a decodable JPEG or PNG image".into()));
