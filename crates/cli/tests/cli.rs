@@ -217,3 +217,29 @@ fn replay_of_the_shared_scythe_footage_alarms_on_spaghetti_only() {
         }
     }
 }
+
+#[test]
+fn ctrl_c_stops_a_replay_cleanly_with_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let sum = dir.path().join("sum.json");
+    // Paced in real time, the clip would take 24 s.
+    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["replay", "fixtures/footage/normal.mkv", "--realtime", "--summary", sum.to_str().unwrap()])
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "did not stop promptly");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = summary(&sum);
+    let n = s["analysed"].as_u64().unwrap();
+    assert!(n > 0 && n < 24, "stopped part way: {n} frames");
+    assert_eq!(s["read"], s["analysed"], "every frame read before the stop was analysed");
+    assert!(stdout(&out).contains("summary:"));
+}
