@@ -57,6 +57,24 @@ impl<R: BufRead> MultipartReader<R> {
         Self { r, delimiter: format!("--{b}").into_bytes(), at_headers: false }
     }
 
+    /// Takes the boundary from the stream's first non-empty line (`--boundary`), for servers that do not
+    /// name it in their Content-Type.
+    pub fn sniff(r: R) -> Result<Self, PartError> {
+        let mut me = Self { r, delimiter: Vec::new(), at_headers: true };
+        for _ in 0..4 {
+            let line = me.line()?;
+            if line.is_empty() {
+                continue;
+            }
+            if line.len() > 2 && line.starts_with(b"--") && line.len() <= 72 {
+                me.delimiter = line;
+                return Ok(me);
+            }
+            break;
+        }
+        Err(PartError::Garbage("the body does not start with a boundary line".into()))
+    }
+
     /// The body of the next part.
     pub fn next_part(&mut self) -> Result<Vec<u8>, PartError> {
         if !self.at_headers {
@@ -224,18 +242,20 @@ impl MjpegStream {
             .build();
         let resp = agent.get(url).call().map_err(|e| lost(e.to_string()))?;
         let ct = resp.header("content-type").unwrap_or("").to_string();
-        if !ct.to_ascii_lowercase().starts_with("multipart/") {
-            return Err(lost(format!("answered with Content-Type {ct:?}, not multipart/x-mixed-replace")));
-        }
-        let boundary = boundary_of(&ct).ok_or_else(|| lost(format!("no boundary in Content-Type {ct:?}")))?;
+        let boundary = boundary_of(&ct).filter(|_| ct.to_ascii_lowercase().starts_with("multipart/"));
         let reader: Box<dyn Read + Send + Sync> = resp.into_reader();
-        Ok(Self {
-            id,
-            parts: MultipartReader::new(BufReader::with_capacity(64 * 1024, reader), &boundary),
-            opts: opts.clone(),
-            started: Instant::now(),
-            seq: 0,
-        })
+        let reader = BufReader::with_capacity(64 * 1024, reader);
+        let parts = match boundary {
+            Some(b) => MultipartReader::new(reader, &b),
+            // ffmpeg's HTTP server says application/octet-stream unless told otherwise: take the boundary
+            // from the first line when it looks like one.
+            None => MultipartReader::sniff(reader).map_err(|e| {
+                lost(format!(
+                    "answered with Content-Type {ct:?} and a body that is not a multipart stream ({e})"
+                ))
+            })?,
+        };
+        Ok(Self { id, parts, opts: opts.clone(), started: Instant::now(), seq: 0 })
     }
 }
 
@@ -304,6 +324,15 @@ mod tests {
         assert!(matches!(reader(cut, "b").next_part(), Err(PartError::Ended(_))));
         let bad = b"--b\r\nContent-Length: lots\r\n\r\n";
         assert!(matches!(reader(bad, "b").next_part(), Err(PartError::Garbage(_))));
+    }
+
+    #[test]
+    fn the_boundary_can_be_taken_from_the_first_line() {
+        let s = b"--ffmpeg\r\nContent-length: 2\r\n\r\nok\r\n--ffmpeg\r\nContent-length: 1\r\n\r\nz\r\n";
+        let mut r = MultipartReader::sniff(&s[..]).unwrap();
+        assert_eq!(r.next_part().unwrap(), b"ok");
+        assert_eq!(r.next_part().unwrap(), b"z");
+        assert!(matches!(MultipartReader::sniff(&b"<html>\r\n"[..]), Err(PartError::Garbage(_))));
     }
 
     #[test]

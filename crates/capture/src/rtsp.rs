@@ -13,6 +13,9 @@ use crate::mjpeg::stopped;
 use crate::spec::{redact, LiveOptions};
 use crate::{frame, image_from_mat, CaptureError, FrameSource};
 
+/// Time allowed for FFmpeg to probe a stream after connecting.
+const PROBE_ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One RTSP session. Ends with [`CaptureError::Disconnected`] when no frame arrives within the stall timeout
 /// or the server closes the session.
 pub struct RtspStream {
@@ -28,9 +31,12 @@ impl RtspStream {
     pub fn open(url: &str, opts: &LiveOptions) -> Result<Self, CaptureError> {
         let id: Arc<str> = redact(url).into();
         let lost = |reason: String| CaptureError::Disconnected { source_id: id.to_string(), reason };
+        // Opening includes FFmpeg probing the stream, about 2 s for RTP/JPEG: allow for it on top of the
+        // connection itself (a timeout that fires during probing leaves the session unreadable).
+        let open_ms = (opts.connect_timeout + PROBE_ALLOWANCE).as_millis().min(i32::MAX as u128) as i32;
         let params = Vector::<i32>::from_slice(&[
             videoio::CAP_PROP_OPEN_TIMEOUT_MSEC,
-            opts.connect_timeout.as_millis().min(i32::MAX as u128) as i32,
+            open_ms,
             videoio::CAP_PROP_READ_TIMEOUT_MSEC,
             opts.stall_timeout.as_millis().min(i32::MAX as u128) as i32,
         ]);
