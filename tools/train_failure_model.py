@@ -389,6 +389,28 @@ def find_clear_rect(boxes, rng, tries=200, min_area=0.10):
     return None
 
 
+def find_gantry_rect(gantry, boxes, rng, tries=60):
+    """A crop (normalised coords) around a printer-gantry box (toolhead, rails) that touches no spaghetti
+    box, or None: the printer's own parts, close up, as a normal sample."""
+    if not gantry:
+        return None
+    for _ in range(tries):
+        g = gantry[int(rng.integers(len(gantry)))]
+        gw, gh = g[2] - g[0], g[3] - g[1]
+        w = min(1.0, gw * rng.uniform(1.05, 2.2))
+        h = min(1.0, max(gh * rng.uniform(1.1, 3.0), w * rng.uniform(0.45, 0.8)))
+        if w * h < 0.04:
+            continue
+        lo_x, hi_x = max(0.0, g[2] - w), min(g[0], 1.0 - w)
+        lo_y, hi_y = max(0.0, g[3] - h), min(g[1], 1.0 - h)
+        x0 = rng.uniform(lo_x, hi_x) if hi_x > lo_x else max(0.0, min(1.0 - w, g[0]))
+        y0 = rng.uniform(lo_y, hi_y) if hi_y > lo_y else max(0.0, min(1.0 - h, g[1]))
+        r = (x0, y0, x0 + w, y0 + h)
+        if _rect_ok(r, boxes, margin=0.0):
+            return r
+    return None
+
+
 def box_mask(boxes, h, w):
     m = np.zeros((h, w), np.float32)
     for b in boxes:
@@ -470,7 +492,8 @@ def photometric(im, rng):
 
 
 class TrainSet(torch.utils.data.Dataset):
-    """Entries: (item index, kind) with kind 'full' or 'clear' (crop free of spaghetti)."""
+    """Entries: (item index, kind) with kind 'full', 'clear' (crop free of spaghetti) or 'gantry' (crop
+    around a printer-gantry box, free of spaghetti)."""
 
     POS_T, NEG_T = 0.2, 0.02  # cell fraction of box area for positive / negative cells
 
@@ -498,8 +521,8 @@ class TrainSet(torch.utils.data.Dataset):
         boxes = it.get("boxes")
         rng = np.random.default_rng((self.seed, self.epoch, k, 7))
         if not self.augment:
-            if kind == "clear":
-                x0, y0, x1, y1 = it["clear_rect"]
+            if kind in ("clear", "gantry"):
+                x0, y0, x1, y1 = it[kind + "_rect"]
                 im = im[int(y0 * h):int(y1 * h), int(x0 * w):int(x1 * w)]
             out = cv2.resize(im, (S, S), interpolation=cv2.INTER_AREA)
             return out, -np.ones((g, g), np.float32), np.float32(it["label"] if kind == "full" else 0)
@@ -507,6 +530,9 @@ class TrainSet(torch.utils.data.Dataset):
         # geometry
         if kind == "clear":
             r = find_clear_rect(boxes, rng, tries=40) or it["clear_rect"]
+            label = 0.0
+        elif kind == "gantry":
+            r = find_gantry_rect(it.get("gantry"), boxes, rng, tries=40) or it["gantry_rect"]
             label = 0.0
         else:
             label = float(it["label"])
@@ -540,7 +566,7 @@ class TrainSet(torch.utils.data.Dataset):
         out = cv2.warpAffine(src, M if src is im else M, (S, S), flags=cv2.INTER_LINEAR, borderMode=border)
 
         # cell targets
-        if kind == "clear" or label == 0:
+        if kind in ("clear", "gantry") or label == 0:
             cells = np.zeros((g, g), np.float32)
         elif boxes:
             Mm = affine_for(rect_px, S, angle, flip, rng)
@@ -630,6 +656,14 @@ def load_cache(cache: Path):
         if it["source"] == "kapis-spaghetti" and it.get("boxes"):
             it["clear_rect"] = find_clear_rect(it["boxes"], rng, tries=400, min_area=0.12)
             n_clear += it["clear_rect"] is not None
+    rng = np.random.default_rng(23456)
+    n_gantry = 0
+    for it in items:
+        it["gantry_rect"] = None
+        if it["source"] == "kapis-spaghetti" and it.get("gantry"):
+            it["gantry_rect"] = find_gantry_rect(it["gantry"], it.get("boxes") or [], rng, tries=400)
+            n_gantry += it["gantry_rect"] is not None
+    meta["n_gantry"] = n_gantry
     return meta, items, images, n_clear
 
 
@@ -660,20 +694,26 @@ def split_groups(items, seed, val_frac):
     return val
 
 
-def make_entries(items, idxs, with_clear=True):
+def make_entries(items, idxs, with_clear=True, with_gantry=False):
     e = [(i, "full") for i in idxs]
     if with_clear:
         e += [(i, "clear") for i in idxs if items[i].get("clear_rect")]
+    if with_gantry:
+        e += [(i, "gantry") for i in idxs if items[i].get("gantry_rect")]
     return e
+
+CROP_SOURCES = {"clear": "kapis-clear-crops", "gantry": "kapis-gantry-crops"}
 
 
 def entry_source(items, e):
     i, kind = e
     it = items[i]
-    return "kapis-clear-crops" if kind == "clear" else it["source"], (0 if kind == "clear" else it["label"])
+    if kind in CROP_SOURCES:
+        return CROP_SOURCES[kind], 0
+    return it["source"], it["label"]
 
 
-def sampler_weights(items, entries, hardneg_boost, normal_share=0.5):
+def sampler_weights(items, entries, hardneg_boost, normal_share=0.5, gantry_boost=1.5):
     """Balance failure vs normal, and sources within each class by sqrt of their size."""
     keys = [entry_source(items, e) for e in entries]
     count = {}
@@ -683,6 +723,8 @@ def sampler_weights(items, entries, hardneg_boost, normal_share=0.5):
     for j, k in enumerate(keys):
         if k[0] == "kapis-clear-crops":
             w[j] *= hardneg_boost
+        elif k[0] == "kapis-gantry-crops":
+            w[j] *= gantry_boost
     lab = np.array([k[1] for k in keys])
     for c, share in ((0, normal_share), (1, 1 - normal_share)):
         if (lab == c).any():
@@ -712,7 +754,7 @@ def evaluate(net, items, images, val_entries, size, grid, device):
         srcs.append(entry_source(items, val_entries[k])[0])
     s, _ = predict(net, xs, device)
     res = {"overall": summarize(ys, s)}
-    real = [j for j, src in enumerate(srcs) if src != "kapis-clear-crops"]
+    real = [j for j, src in enumerate(srcs) if src not in CROP_SOURCES.values()]
     res["overall_without_clear_crops"] = summarize([ys[j] for j in real], s[real])
     for src in sorted(set(srcs)):
         j = [k for k, x in enumerate(srcs) if x == src]
@@ -731,8 +773,8 @@ def train_run(name, args, items, images, train_idx, val_idx, device, log):
     net.to(device)
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
-    entries = make_entries(items, train_idx)
-    weights = sampler_weights(items, entries, args.hardneg_boost, args.normal_share)
+    entries = make_entries(items, train_idx, with_gantry=args.gantry_boost > 0)
+    weights = sampler_weights(items, entries, args.hardneg_boost, args.normal_share, args.gantry_boost)
     ds = TrainSet(images, items, entries, size, grid, args.seed)
     n_per_epoch = args.samples_per_epoch
     g = torch.Generator()
@@ -752,7 +794,7 @@ def train_run(name, args, items, images, train_idx, val_idx, device, log):
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
     use_amp = device.type == "cuda"
     t0 = time.time()
-    val_entries = make_entries(items, val_idx) if val_idx else []
+    val_entries = make_entries(items, val_idx, with_gantry=args.gantry_boost > 0) if val_idx else []
     history = []
     step = 0
     for ep in range(args.epochs):
@@ -911,6 +953,8 @@ def main():
     ap.add_argument("--cell-weight", type=float, default=1.0, help="weight of the per-cell loss")
     ap.add_argument("--pool-r", type=float, default=1.0, help="log-sum-exp pooling sharpness")
     ap.add_argument("--hardneg-boost", type=float, default=1.5, help="sampling boost of spaghetti-free kapis crops")
+    ap.add_argument("--gantry-boost", type=float, default=0.0,
+                    help="sampling boost of spaghetti-free crops around kapis printer-gantry boxes (0: none)")
     ap.add_argument("--normal-share", type=float, default=0.5, help="share of normal samples per batch")
     ap.add_argument("--label-smoothing", type=float, default=0.05)
     ap.add_argument("--val-frac", type=float, default=0.25)
@@ -971,7 +1015,8 @@ def main():
     log(f"torch {torch.__version__} device {device} "
         f"({torch.cuda.get_device_name(0) if device.type == 'cuda' else os.cpu_count()} "
         f"{'' if device.type == 'cuda' else 'CPU threads'}); {len(items)} images, "
-        f"{len(set(it['group'] for it in items))} source groups, {n_clear} spaghetti-free kapis crops")
+        f"{len(set(it['group'] for it in items))} source groups, {n_clear} spaghetti-free kapis crops, "
+        f"{meta['n_gantry']} gantry crops")
 
     probe = FailureNet(args.size)
     macs = count_macs(probe, args.size)

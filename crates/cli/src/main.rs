@@ -3,6 +3,7 @@
 
 mod consent;
 mod detect;
+mod eval;
 mod replay;
 mod scrub;
 mod spool;
@@ -33,6 +34,8 @@ enum Command {
     Replay(replay::Args),
     /// Score still images.
     Detect(detect::Args),
+    /// Measure the detector and the judge on labelled images and footage; writes an HTML report.
+    Eval(eval::Args),
     /// Run the privacy filter's snapshot path on still images and write what would be handed on.
     Scrub(scrub::Args),
     /// Join (on) or leave (off) the user-experience improvement programme, or show its status.
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Replay(args) => replay::run(args, cfg, model),
             Command::Detect(args) => detect::run(args, cfg, model),
+            Command::Eval(args) => eval::run(args, cfg, model),
             Command::Scrub(args) => scrub::run(args, &cfg),
             Command::Consent(args) => consent::run(args, &cfg),
             Command::Spool(args) => spool::run(args, &cfg),

@@ -3,14 +3,15 @@
 //! buffers and scores one [`vigil_frame::Image`] at a time into a [`Detection`] (a failure score in [0, 1], a
 //! heat map and the regions it points at). [`OnnxModel`] is the ONNX Runtime backend; [`runtime`] holds the
 //! process-wide ONNX Runtime environment that every model in vigil shares. The [`judge`] module is the pure
-//! temporal rule that turns per-frame scores into `failure` events; it does no I/O.
+//! temporal rule that turns per-frame scores into `warning` and `failure` events (sensitivity, hysteresis,
+//! cooldown, spatial persistence, a per-camera baseline, decay per second of media time); it does no I/O.
 
 pub mod judge;
 mod model;
 mod preprocess;
 pub mod runtime;
 
-pub use judge::{Event, EventKind, Judge, JudgeConfig};
+pub use judge::{Event, EventKind, Judge, JudgeConfig, Sensitivity};
 pub use model::{
     regions, DetectError, Detection, Detector, ModelInfo, OnnxModel, PreparedModel, Region, REGION_THRESHOLD,
 };

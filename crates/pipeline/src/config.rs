@@ -159,26 +159,26 @@ mod tests {
     fn an_empty_file_gives_the_documented_defaults() {
         let cfg = parse("").unwrap();
         assert_eq!(cfg, Config::default());
-        assert_eq!(cfg.judge.threshold, 0.6);
+        assert_eq!(cfg.judge.thresholds(), (0.70, 0.95, 0.40));
         assert!(cfg.detector_threads() >= 1);
     }
 
     #[test]
     fn a_full_file_is_read() {
         let cfg = parse(
-            "[detector]\ntype = \"onnx\"\nmodel = \"m.onnx\"\nthreads = 2\n[judge]\nthreshold = 0.7\n[pipeline]\ninterval_s = 10.0\n",
+            "[detector]\ntype = \"onnx\"\nmodel = \"m.onnx\"\nthreads = 2\n[judge]\nsensitivity = \"high\"\nfailure_threshold = 0.9\n[pipeline]\ninterval_s = 10.0\n",
         )
         .unwrap();
         assert_eq!(cfg.model_path(), Some(Path::new("m.onnx")));
         assert_eq!(cfg.detector_threads(), 2);
-        assert_eq!(cfg.judge.threshold, 0.7);
+        assert_eq!(cfg.judge.thresholds(), (0.55, 0.9, 0.30));
         assert_eq!(cfg.pipeline.interval_s, Some(10.0));
     }
 
     #[test]
     fn unknown_keys_are_refused_and_named() {
-        let err = parse("[judge]\nthreshhold = 0.7\n").unwrap_err().to_string();
-        assert!(err.contains("threshhold") && err.contains("test.toml"), "{err}");
+        let err = parse("[judge]\nsensitivty = \"high\"\n").unwrap_err().to_string();
+        assert!(err.contains("sensitivty") && err.contains("test.toml"), "{err}");
         assert!(parse("[detector]\ntype = \"onnx\"\nmodle = \"x\"\n").is_err());
         assert!(parse("[detector]\ntype = \"tpu\"\n").is_err());
     }
@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn out_of_range_values_are_refused() {
         assert!(parse("[detector]\ntype = \"onnx\"\nthreads = 0\n").is_err());
-        assert!(parse("[judge]\nthreshold = 2.0\n").is_err());
+        assert!(parse("[judge]\nfailure_threshold = 2.0\n").is_err());
         assert!(parse("[pipeline]\ninterval_s = -1.0\n").is_err());
     }
 }
