@@ -3,15 +3,19 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use opencv::core::{Mat, MatTraitConst};
+use opencv::core::{Mat, MatTraitConst, MatTraitConstManual, CV_8UC1, CV_8UC3};
 use opencv::prelude::{VideoCaptureTrait, VideoCaptureTraitConst};
 use opencv::videoio::{self, VideoCapture};
-use vigil_frame::Frame;
+use vigil_frame::{Frame, Image, ImagePool, PixelFormat};
 
-use crate::{frame, image_from_mat, CaptureError, FrameSource, Timing};
+use crate::{CaptureError, FrameSource, Timing};
 
 /// Consecutive unreadable frames after which a file is taken to end.
 const MAX_READ_RETRIES: u64 = 16;
+
+/// Pixel buffers kept for reuse: more than the frames the pipeline holds at once (its bounded queues and one
+/// frame per stage), so that in the steady state no frame allocates.
+const POOLED_FRAMES: usize = 24;
 
 /// A video file. A frame the decoder cannot read keeps its index and is reported as
 /// [`CaptureError::CorruptFrame`]; a file that ends before the frame count its
@@ -20,6 +24,7 @@ pub struct VideoFile {
     id: Arc<str>,
     cap: VideoCapture,
     mat: Mat,
+    pool: ImagePool,
     timing: Timing,
     fps: f64,
     declared: Option<u64>,
@@ -49,6 +54,7 @@ impl VideoFile {
             id: path.display().to_string().into(),
             cap,
             mat: Mat::default(),
+            pool: ImagePool::new(POOLED_FRAMES),
             timing,
             fps,
             declared,
@@ -93,13 +99,38 @@ impl VideoFile {
                 }
             }
         };
-        let image = image_from_mat(&self.mat).map_err(|reason| CaptureError::CorruptFrame {
+        let image = pooled_copy(&mut self.pool, &self.mat).map_err(|reason| CaptureError::CorruptFrame {
             source_id: self.id.to_string(),
             seq,
             reason,
         })?;
-        Ok(Some(frame(seq, t, &self.id, image)))
+        Ok(Some(Frame::from_shared(seq, t, self.id.clone(), image)))
     }
+}
+
+/// Copies a decoded 8-bit BGR or gray `mat` into a buffer from `pool`.
+fn pooled_copy(pool: &mut ImagePool, mat: &Mat) -> Result<Arc<Image>, String> {
+    let format = match mat.typ() {
+        t if t == CV_8UC3 => PixelFormat::Bgr8,
+        t if t == CV_8UC1 => PixelFormat::Gray8,
+        t => return Err(format!("unsupported pixel type {t}")),
+    };
+    let (w, h) = (mat.cols(), mat.rows());
+    if w <= 0 || h <= 0 {
+        return Err("empty image".into());
+    }
+    if !mat.is_continuous() {
+        let image = crate::image_from_mat(mat)?;
+        return Ok(Arc::new(image));
+    }
+    let bytes = mat.data_bytes().map_err(|e| e.to_string())?;
+    pool.fill(w as u32, h as u32, format, |dst| {
+        if dst.len() != bytes.len() {
+            return Err(format!("decoded {} bytes for a {w}x{h} frame", bytes.len()));
+        }
+        dst.copy_from_slice(bytes);
+        Ok(())
+    })
 }
 
 impl FrameSource for VideoFile {

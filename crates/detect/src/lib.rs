@@ -13,6 +13,7 @@ pub mod runtime;
 
 pub use judge::{Event, EventKind, Judge, JudgeConfig, Sensitivity};
 pub use model::{
-    regions, DetectError, Detection, Detector, ModelInfo, OnnxModel, PreparedModel, Region, REGION_THRESHOLD,
+    regions, DetectError, Detection, Detector, HeatMap, ModelInfo, OnnxModel, PreparedModel, Region,
+    MAX_HEATMAP_CELLS, REGION_THRESHOLD,
 };
 pub use preprocess::Preprocessor;

@@ -37,14 +37,60 @@ pub struct Region {
     pub score: f32,
 }
 
+/// Most heat-map cells a [`HeatMap`] holds (a 16 x 16 grid; the shipped model has 6 x 6).
+pub const MAX_HEATMAP_CELLS: usize = 256;
+
+/// Per-cell failure probabilities, row-major, held inline so that a detection allocates nothing.
+#[derive(Clone, Copy, PartialEq)]
+pub struct HeatMap {
+    cells: [f32; MAX_HEATMAP_CELLS],
+    rows: usize,
+    cols: usize,
+}
+
+impl HeatMap {
+    /// A `rows` x `cols` heat map from row-major `values`; `None` when the sizes disagree or the grid has more
+    /// than [`MAX_HEATMAP_CELLS`] cells.
+    pub fn new(rows: usize, cols: usize, values: &[f32]) -> Option<Self> {
+        let n = rows.checked_mul(cols)?;
+        if n > MAX_HEATMAP_CELLS || values.len() != n {
+            return None;
+        }
+        let mut cells = [0.0; MAX_HEATMAP_CELLS];
+        cells[..n].copy_from_slice(values);
+        Some(Self { cells, rows, cols })
+    }
+
+    /// Rows and columns.
+    pub fn grid(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// The cells, row-major.
+    pub fn cells(&self) -> &[f32] {
+        &self.cells[..self.rows * self.cols]
+    }
+}
+
+impl Default for HeatMap {
+    fn default() -> Self {
+        Self { cells: [0.0; MAX_HEATMAP_CELLS], rows: 0, cols: 0 }
+    }
+}
+
+impl std::fmt::Debug for HeatMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeatMap").field("grid", &self.grid()).field("cells", &self.cells()).finish()
+    }
+}
+
 /// What a detector says about one frame.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Detection {
     /// Probability of a print failure, in [0, 1].
     pub score: f32,
-    /// Per-cell failure probability, row-major, `grid.0` rows of `grid.1` cells.
-    pub heatmap: Vec<f32>,
-    pub grid: (usize, usize),
+    /// Per-cell failure probability.
+    pub heatmap: HeatMap,
     /// Connected groups of hot cells (probability >= [`REGION_THRESHOLD`]), in frame pixels.
     pub regions: Vec<Region>,
     /// Time spent in the model itself, in milliseconds.
@@ -155,15 +201,21 @@ impl Detector for OnnxDetector {
             [_, h, w] if h > 0 && w > 0 => (h as usize, w as usize),
             ref other => return Err(DetectError::Inference(format!("`heatmap` has shape {other:?}"))),
         };
-        let heatmap =
-            heat.get(..gh * gw).ok_or_else(|| DetectError::Inference("short `heatmap`".into()))?.to_vec();
-        let regions = regions(&heatmap, (gh, gw), image.width() as f32, image.height() as f32);
-        Ok(Detection { score: score.clamp(0.0, 1.0), heatmap, grid: (gh, gw), regions, infer_ms })
+        let cells = heat.get(..gh * gw).ok_or_else(|| DetectError::Inference("short `heatmap`".into()))?;
+        let heatmap = HeatMap::new(gh, gw, cells).ok_or_else(|| {
+            DetectError::Inference(format!("`heatmap` of {gh}x{gw} cells is larger than {MAX_HEATMAP_CELLS}"))
+        })?;
+        let regions = regions(cells, (gh, gw), image.width() as f32, image.height() as f32);
+        Ok(Detection { score: score.clamp(0.0, 1.0), heatmap, regions, infer_ms })
     }
 }
 
-/// Groups 4-connected heat-map cells at or above [`REGION_THRESHOLD`] into boxes in frame pixels.
+/// Groups 4-connected heat-map cells at or above [`REGION_THRESHOLD`] into boxes in frame pixels. A heat map
+/// with no hot cell allocates nothing.
 pub fn regions(heat: &[f32], (gh, gw): (usize, usize), width: f32, height: f32) -> Vec<Region> {
+    if !heat.iter().take(gh * gw).any(|&v| v >= REGION_THRESHOLD) {
+        return Vec::new();
+    }
     let (cw, ch) = (width / gw as f32, height / gh as f32);
     let mut seen = vec![false; gh * gw];
     let mut out = Vec::new();
@@ -220,6 +272,16 @@ mod tests {
         assert_eq!(r[0].rect, Rect::new(0.0, 0.0, 200.0, 200.0));
         assert_eq!(r[0].score, 0.9);
         assert_eq!(r[1].rect, Rect::new(300.0, 200.0, 100.0, 100.0));
+    }
+
+    #[test]
+    fn a_heatmap_keeps_its_grid_and_refuses_a_size_mismatch() {
+        let h = HeatMap::new(2, 3, &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]).unwrap();
+        assert_eq!(h.grid(), (2, 3));
+        assert_eq!(h.cells(), &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]);
+        assert!(HeatMap::new(2, 3, &[0.0; 5]).is_none());
+        assert!(HeatMap::new(17, 17, &[0.0; 289]).is_none());
+        assert!(HeatMap::default().cells().is_empty());
     }
 
     #[test]

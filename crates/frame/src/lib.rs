@@ -5,10 +5,14 @@
 //! so every other crate can use it.
 //!
 //! Pixels are read-only once captured: a frame holds them in an [`Arc`] so stages share them without copying.
+//! An [`ImagePool`] lets a source reuse the buffers of frames every stage has let go of, so the steady state
+//! allocates nothing per frame.
 
 mod geometry;
+mod pool;
 
 pub use geometry::{Point, Polygon, Rect};
+pub use pool::ImagePool;
 
 use std::sync::Arc;
 
@@ -97,6 +101,14 @@ impl Image {
         self.data
     }
 
+    /// Makes this image `width` x `height` in `format`, keeping the buffer when it is large enough (the pixel
+    /// values are then stale until overwritten).
+    pub fn reshape(&mut self, width: u32, height: u32, format: PixelFormat) {
+        let len = width as usize * height as usize * format.channels();
+        self.data.resize(len, 0);
+        (self.width, self.height, self.format) = (width, height, format);
+    }
+
     /// The bounds of the image as a rectangle in pixels.
     pub fn bounds(&self) -> Rect {
         Rect::new(0.0, 0.0, self.width as f32, self.height as f32)
@@ -119,6 +131,11 @@ pub struct Frame {
 impl Frame {
     pub fn new(seq: u64, t: f64, source: Arc<str>, image: Image) -> Self {
         Self { seq, t, source, image: Arc::new(image) }
+    }
+
+    /// A frame around pixels already shared, e.g. a buffer from an [`ImagePool`].
+    pub fn from_shared(seq: u64, t: f64, source: Arc<str>, image: Arc<Image>) -> Self {
+        Self { seq, t, source, image }
     }
 }
 
