@@ -82,20 +82,22 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
-/// The model to use: `--model`, else the config's, else `models/failure.onnx` of the installation
+/// The model to use: `--model`, else the config's, else `models/failure.onnx` (on 64-bit ARM boards the int8
+/// `models/failure-int8.onnx`, see models/MODEL_CARD.md) of the installation
 /// (the working directory, then beside or above the executable).
 pub fn model_path(cli: Option<PathBuf>, cfg: &Config) -> Result<PathBuf> {
     if let Some(p) = cli.or_else(|| cfg.model_path().map(Path::to_path_buf)) {
         return Ok(p);
     }
-    let mut candidates = vec![PathBuf::from("models/failure.onnx")];
+    let name = if cfg!(target_arch = "aarch64") { "failure-int8.onnx" } else { "failure.onnx" };
+    let mut candidates = vec![Path::new("models").join(name)];
     if let Ok(exe) = std::env::current_exe() {
         for dir in exe.ancestors().skip(1).take(4) {
-            candidates.push(dir.join("models/failure.onnx"));
-            candidates.push(dir.join("share/vigil/failure.onnx"));
+            candidates.push(dir.join("models").join(name));
+            candidates.push(dir.join("share/vigil").join(name));
         }
     }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/failure.onnx"));
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models").join(name));
     candidates.iter().find(|p| p.is_file()).cloned().with_context(|| {
         format!(
             "no model found (looked at {}); pass --model FILE",
