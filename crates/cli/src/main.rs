@@ -1,10 +1,12 @@
 //! `vigil`: the command line. Glue only: argument parsing, logging, output formats and exit codes; the work
 //! is done by the library crates.
 
+mod config_cmd;
 mod consent;
 mod detect;
 mod eval;
 mod replay;
+mod run;
 mod scrub;
 mod spool;
 
@@ -42,6 +44,10 @@ enum Command {
     Consent(consent::Args),
     /// Inspect, unpack or purge the telemetry spool.
     Spool(spool::Args),
+    /// Watch a live camera while the printer prints (the daemon): pause or notify on failures, metrics.
+    Run(run::Args),
+    /// Check a configuration file and print the effective configuration.
+    Config(config_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +70,8 @@ fn main() -> ExitCode {
             Command::Scrub(args) => scrub::run(args, &cfg),
             Command::Consent(args) => consent::run(args, &cfg),
             Command::Spool(args) => spool::run(args, &cfg),
+            Command::Run(args) => run::run(args, cfg, model, cli.config.clone()),
+            Command::Config(args) => config_cmd::run(args),
         }
     });
     match result {
@@ -80,6 +88,17 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
         Some(p) => Ok(Config::load(p)?),
         None => Ok(Config::default()),
     }
+}
+
+/// The model's input side for reduced-scale decoding of live sources, read before the model is loaded:
+/// the bundled model's 192 px unless the file name says otherwise (`...-224.onnx`).
+pub fn model_input_hint(path: &Path) -> u32 {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.rsplit('-').next())
+        .and_then(|n| n.parse::<u32>().ok())
+        .filter(|n| (32..=1024).contains(n))
+        .unwrap_or(192)
 }
 
 /// The model to use: `--model`, else the config's, else `models/failure.onnx` (on 64-bit ARM boards the int8

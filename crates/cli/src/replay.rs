@@ -18,8 +18,12 @@ use vigil_privacy::{HardwareIds, PrivacyGate};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A video file (MJPEG .mkv/.avi, H.264 .mp4, ...) or a folder of JPEG/PNG frames.
+    /// A video file (MJPEG .mkv/.avi, H.264 .mp4, ...), a folder of JPEG/PNG frames, /dev/videoN, an http(s)
+    /// MJPEG stream URL, a snapshot URL (with --poll) or an rtsp:// URL.
     path: PathBuf,
+    /// Fetch PATH as a snapshot URL every SECONDS.
+    #[arg(long, value_name = "SECONDS")]
+    poll: Option<f64>,
     /// Seconds between frames in real time, for timelapse footage (frame n is at n * S).
     #[arg(long, value_name = "S")]
     interval: Option<f64>,
@@ -43,14 +47,23 @@ pub fn run(args: Args, cfg: Config, model: Option<PathBuf>) -> Result<ExitCode> 
         anyhow::ensure!(s > 0.0 && s.is_finite(), "--interval must be a positive number of seconds, got {s}");
     }
     let timing = interval.map(Timing::Interval).unwrap_or_default();
-    let source = vigil_capture::open(&args.path, timing)?;
+    let spec =
+        vigil_capture::SourceSpec::parse(&args.path.to_string_lossy(), args.poll.or(cfg.source.poll_s))
+            .map_err(anyhow::Error::msg)?;
+    let stop = Arc::new(AtomicBool::new(false));
     let model_path = crate::model_path(model, &cfg)?;
+    let source = if spec.is_live() {
+        let mut opts = cfg.source.live_options(crate::model_input_hint(&model_path));
+        opts.stop = Some(stop.clone());
+        vigil_capture::open_spec(&spec, timing, &opts)?
+    } else {
+        vigil_capture::open(&args.path, timing)?
+    };
     let model = OnnxModel::load(&model_path, cfg.detector_threads())?;
     let detector = model.detector()?;
     let mut events_out = create(args.events.as_ref(), "events file")?;
     let mut scores_out = create(args.scores.as_ref(), "scores file")?;
 
-    let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
         // A second handler cannot be installed (e.g. in tests calling twice); replay still works without it.

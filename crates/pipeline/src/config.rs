@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use vigil_capture::{Backoff, LiveOptions, V4l2Format};
 use vigil_detect::JudgeConfig;
+use vigil_printer::PrinterConfig;
 use vigil_privacy::PrivacyConfig;
 use vigil_telemetry::TelemetryConfig;
 
@@ -33,6 +35,153 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     /// Spool and upload of scrubbed snapshots (see crates/telemetry).
     pub telemetry: TelemetryConfig,
+    /// Where `vigil run` takes frames from and how live sources are kept alive.
+    pub source: SourceConfig,
+    /// The printer's host (Moonraker or OctoPrint) and what a failure does.
+    pub printer: PrinterConfig,
+    /// The Prometheus metrics endpoint of `vigil run`.
+    pub metrics: MetricsConfig,
+}
+
+/// The `[source]` table: the camera `vigil run` watches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// A source spec: a file, a folder, /dev/videoN, an http(s) MJPEG stream URL, a snapshot URL (with
+    /// `poll_s`) or an rtsp:// URL. Default: none (the printer's first webcam, else an error).
+    pub spec: Option<String>,
+    /// Fetch `spec` as a snapshot URL every this many seconds. Default: none (a stream). Range (0, 3600].
+    pub poll_s: Option<f64>,
+    /// V4L2 pixel format: "mjpeg" or "yuyv". Default "mjpeg".
+    pub format: V4l2Format,
+    /// V4L2 frame width, height and rate to ask for. Default: the driver's.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fps: Option<u32>,
+    /// Seconds allowed to connect. Default 5, range 0.5..=60.
+    pub connect_timeout_s: f64,
+    /// A live source silent this long is taken as lost and reconnected. Default 5, range 0.5..=300.
+    pub stall_timeout_s: f64,
+    /// First delay before reconnecting; it doubles per failed attempt up to `backoff_max_s`.
+    /// Default 0.5, range 0.05..=60.
+    pub backoff_min_s: f64,
+    /// Longest delay between reconnection attempts. Default 30, range backoff_min_s..=600.
+    pub backoff_max_s: f64,
+    /// Undecodable frames in a row after which the source is reconnected. Default 10, range 1..=1000.
+    pub max_corrupt_run: u32,
+    /// Decode JPEG frames at reduced DCT scale (1/2, 1/4, 1/8) when the model input is at most half the
+    /// frame's shorter side. Default true.
+    pub reduced_decode: bool,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        Self {
+            spec: None,
+            poll_s: None,
+            format: V4l2Format::Mjpeg,
+            width: None,
+            height: None,
+            fps: None,
+            connect_timeout_s: 5.0,
+            stall_timeout_s: 5.0,
+            backoff_min_s: 0.5,
+            backoff_max_s: 30.0,
+            max_corrupt_run: 10,
+            reduced_decode: true,
+        }
+    }
+}
+
+impl SourceConfig {
+    /// Live-source options; `model_input` is the model's input side (for reduced decoding).
+    pub fn live_options(&self, model_input: u32) -> LiveOptions {
+        LiveOptions {
+            connect_timeout: std::time::Duration::from_secs_f64(self.connect_timeout_s),
+            stall_timeout: std::time::Duration::from_secs_f64(self.stall_timeout_s),
+            backoff: Backoff {
+                min: std::time::Duration::from_secs_f64(self.backoff_min_s),
+                max: std::time::Duration::from_secs_f64(self.backoff_max_s),
+            },
+            decode_min_side: self.reduced_decode.then_some(model_input),
+            v4l2_format: self.format,
+            width: self.width,
+            height: self.height,
+            fps: self.fps,
+            max_corrupt_run: self.max_corrupt_run,
+            retry_first: false,
+            stop: None,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let range = |name: &str, v: f64, lo: f64, hi: f64| {
+            if v.is_finite() && v >= lo && v <= hi {
+                Ok(())
+            } else {
+                Err(format!("source.{name} = {v} is out of range {lo}..={hi}"))
+            }
+        };
+        range("connect_timeout_s", self.connect_timeout_s, 0.5, 60.0)?;
+        range("stall_timeout_s", self.stall_timeout_s, 0.5, 300.0)?;
+        range("backoff_min_s", self.backoff_min_s, 0.05, 60.0)?;
+        range("backoff_max_s", self.backoff_max_s, self.backoff_min_s, 600.0)?;
+        if let Some(p) = self.poll_s {
+            if !(p > 0.0 && p <= 3600.0) {
+                return Err(format!("source.poll_s = {p} is out of range (0, 3600]"));
+            }
+        }
+        if !(1..=1000).contains(&self.max_corrupt_run) {
+            return Err(format!(
+                "source.max_corrupt_run = {} is out of range 1..=1000",
+                self.max_corrupt_run
+            ));
+        }
+        for (name, v, hi) in
+            [("width", self.width, 16384), ("height", self.height, 16384), ("fps", self.fps, 240)]
+        {
+            if v.is_some_and(|v| v == 0 || v > hi) {
+                return Err(format!("source.{name} = {} is out of range 1..={hi}", v.unwrap_or(0)));
+            }
+        }
+        if let Some(spec) = &self.spec {
+            vigil_capture::SourceSpec::parse(spec, self.poll_s).map_err(|e| format!("source.spec: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The `[metrics]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Loopback address and port of the Prometheus text endpoint (`GET /metrics`); empty turns it off.
+    /// Default "127.0.0.1:9464". Only loopback addresses are accepted.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:9464".into() }
+    }
+}
+
+impl MetricsConfig {
+    /// The address to listen on, or `None` when turned off.
+    pub fn addr(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        if self.listen.trim().is_empty() {
+            return Ok(None);
+        }
+        let addr: std::net::SocketAddr =
+            self.listen.trim().parse().map_err(|e| format!("metrics.listen = {:?}: {e}", self.listen))?;
+        if !addr.ip().is_loopback() {
+            return Err(format!(
+                "metrics.listen = {:?} must be a loopback address (127.0.0.1 or [::1])",
+                self.listen
+            ));
+        }
+        Ok(Some(addr))
+    }
 }
 
 /// What the printer is. MAC and serial never leave the device: they only feed the pseudonymous device id.
@@ -119,6 +268,9 @@ impl Config {
         self.judge.validate().map_err(|e| e.to_string())?;
         self.privacy.validate().map_err(|e| e.to_string())?;
         self.telemetry.validate().map_err(|e| e.to_string())?;
+        self.source.validate()?;
+        self.printer.validate()?;
+        self.metrics.addr()?;
         let DetectorConfig::Onnx { threads, .. } = &self.detector;
         if let Some(t) = threads {
             if !(1..=64).contains(t) {
@@ -131,6 +283,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The configuration with derived defaults filled in, as `vigil config check` prints it.
+    pub fn effective(&self) -> Self {
+        let mut c = self.clone();
+        c.printer = c.printer.effective();
+        let DetectorConfig::Onnx { threads, .. } = &mut c.detector;
+        *threads = Some(self.detector_threads());
+        c
     }
 
     /// Intra-op threads the detector uses: the configured number, else half the cores (at least 1).
@@ -192,6 +353,30 @@ mod tests {
         assert_eq!(cfg.device.printer_model, "K1");
         assert!(parse("[telemetry]\nretention_days = 0\n").is_err());
         assert!(parse("[privacy]\nconsent = true\n").is_err());
+    }
+
+    #[test]
+    fn source_printer_and_metrics_sections_are_read_and_checked() {
+        let cfg = parse(
+            "[source]\nspec = \"http://127.0.0.1:8080/stream\"\nstall_timeout_s = 2.0\n[printer]\ntype = \"moonraker\"\n\
+             action = \"pause\"\n[metrics]\nlisten = \"127.0.0.1:9999\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.source.stall_timeout_s, 2.0);
+        assert_eq!(cfg.printer.effective().url, "http://127.0.0.1:7125");
+        assert_eq!(cfg.metrics.addr().unwrap(), Some("127.0.0.1:9999".parse().unwrap()));
+        let opts = cfg.source.live_options(192);
+        assert_eq!(opts.decode_min_side, Some(192));
+        assert!(parse("[metrics]\nlisten = \"0.0.0.0:9464\"\n")
+            .unwrap_err()
+            .to_string()
+            .contains("loopback"));
+        assert!(parse("[source]\nspec = \"ftp://x\"\n").is_err());
+        assert!(parse("[source]\nbackoff_min_s = 5.0\nbackoff_max_s = 1.0\n").is_err());
+        assert!(parse("[source]\nformat = \"h264\"\n").is_err());
+        assert!(parse("[printer]\ntype = \"repetier\"\n").is_err());
+        assert!(parse("[printer]\naction = \"pause\"\n").is_err(), "pause needs a printer");
+        assert_eq!(parse("[metrics]\nlisten = \"\"\n").unwrap().metrics.addr().unwrap(), None);
     }
 
     #[test]

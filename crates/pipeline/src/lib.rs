@@ -5,14 +5,19 @@
 //! frames after a failure through the privacy filter into the telemetry spool). Every channel is bounded: from a file or folder the
 //! reader waits so every frame is analysed; from a live source the reader keeps only the newest frame when
 //! detection is behind and counts the drops; later stages block. Dropping a sender flushes and shuts the
-//! next stage down; [`Counters`] hold what each stage did. [`Config`] is the one TOML file every section of
-//! the program is read from.
+//! next stage down; [`Counters`] hold what each stage did (live-source outages included). [`Config`] is the
+//! one TOML file every section of the program is read from, [`serve_metrics`] serves Prometheus text
+//! metrics on a loopback port.
 
 mod config;
+mod metrics;
 mod snapshots;
 mod stages;
 
-pub use config::{Config, ConfigError, DetectorConfig, DeviceConfig, PipelineConfig};
+pub use config::{
+    Config, ConfigError, DetectorConfig, DeviceConfig, MetricsConfig, PipelineConfig, SourceConfig,
+};
+pub use metrics::{metric, render_counters, serve_metrics, Render};
 pub use snapshots::{snapshot_stage, RecordInfo, SpoolSink};
 pub use stages::{detect_stage, judge_stage, read_stage, Counters, Judged, Pacing, Scored, Summary};
 

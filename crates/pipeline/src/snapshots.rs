@@ -37,7 +37,7 @@ struct Gathering {
 pub struct SpoolSink {
     config: TelemetryConfig,
     /// Opened at the first bundle or erasure, so a run without consent never touches the spool.
-    telemetry: Option<Telemetry>,
+    telemetry: Option<Arc<Telemetry>>,
     info: RecordInfo,
     window_s: f64,
     /// Recent (media time, score) pairs, for the record's score trace.
@@ -66,18 +66,31 @@ impl SpoolSink {
         }
     }
 
+    /// A sink writing into an already open spool, shared with an upload thread (`vigil run`).
+    pub fn with_telemetry(
+        telemetry: Arc<Telemetry>,
+        info: RecordInfo,
+        window_s: f64,
+        counters: Arc<Counters>,
+    ) -> Self {
+        let mut sink = Self::new(telemetry.config().clone(), info, window_s, counters);
+        sink.telemetry = Some(telemetry);
+        sink
+    }
+
     fn telemetry(&mut self) -> Result<&Telemetry, vigil_telemetry::TelemetryError> {
         if self.telemetry.is_none() {
-            self.telemetry = Some(Telemetry::open(self.config.clone(), Arc::new(SystemClock), true)?);
+            self.telemetry =
+                Some(Arc::new(Telemetry::open(self.config.clone(), Arc::new(SystemClock), true)?));
         }
         self.telemetry
-            .as_ref()
+            .as_deref()
             .ok_or_else(|| vigil_telemetry::TelemetryError::Config("spool not open".into()))
     }
 
     /// Counters of the spool and uploads, when it has been opened.
     pub fn telemetry_counters(&self) -> Option<vigil_telemetry::Counters> {
-        self.telemetry.as_ref().map(Telemetry::counters)
+        self.telemetry.as_ref().map(|t| t.counters())
     }
 
     fn note_score(&mut self, t: f64, score: f32) {

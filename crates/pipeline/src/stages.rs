@@ -1,12 +1,12 @@
 //! The stage threads.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 use vigil_capture::{CaptureError, FrameSource};
 use vigil_detect::{Detection, Detector, Event, Judge};
 use vigil_frame::Frame;
@@ -40,6 +40,16 @@ pub struct Counters {
     pub bundles: AtomicU64,
     /// Event bundles the spool refused (full disk, quota, ...).
     pub bundle_errors: AtomicU64,
+    /// Times a live source was lost (dropped, stalled, garbage) and reconnection began.
+    pub outages: AtomicU64,
+    /// Total time live sources were down, microseconds (outages that ended).
+    pub outage_us: AtomicU64,
+    /// True while a live source is down.
+    pub source_down: AtomicBool,
+    /// The last frame's score (f32 bits).
+    pub last_score_bits: AtomicU32,
+    /// The last frame's model time, microseconds.
+    pub last_infer_us: AtomicU64,
     fatal: Mutex<Option<String>>,
 }
 
@@ -62,6 +72,11 @@ impl Counters {
 
     pub(crate) fn add_bundle_error(&self) {
         Self::add(&self.bundle_errors, 1);
+    }
+
+    /// The last analysed frame's score (0 before the first).
+    pub fn last_score(&self) -> f32 {
+        f32::from_bits(self.last_score_bits.load(Ordering::Relaxed))
     }
 
     /// The error that stopped the source early, if one did.
@@ -92,6 +107,7 @@ impl Counters {
             snapshots_dropped: get(&self.snapshots_dropped),
             bundles: get(&self.bundles),
             bundle_errors: get(&self.bundle_errors),
+            outages: get(&self.outages),
             ms_per_frame: per(get(&self.detect_us)),
             infer_ms_per_frame: per(get(&self.infer_us)),
             wall_s: wall.as_secs_f64(),
@@ -114,6 +130,9 @@ pub struct Summary {
     pub snapshots_dropped: u64,
     pub bundles: u64,
     pub bundle_errors: u64,
+    /// Live source outages (reconnected with backoff).
+    #[serde(default)]
+    pub outages: u64,
     /// Detector time per analysed frame (preprocessing + inference), milliseconds.
     pub ms_per_frame: f64,
     /// Model time per analysed frame, milliseconds.
@@ -170,14 +189,28 @@ pub fn read_stage(
         .spawn(move || {
             let started = Instant::now();
             let mut first_t = None;
+            let mut down_since: Option<Instant> = None;
             while !stop.load(Ordering::Relaxed) {
                 let frame = match source.next_frame() {
-                    Ok(Some(f)) => f,
+                    Ok(Some(f)) => {
+                        if let Some(at) = down_since.take() {
+                            let down = at.elapsed();
+                            Counters::add(&counters.outage_us, down.as_micros() as u64);
+                            counters.source_down.store(false, Ordering::Relaxed);
+                            info!("{}: frames again after {:.1} s", source.id(), down.as_secs_f64());
+                        }
+                        f
+                    }
                     Ok(None) => break,
                     Err(e) => {
                         match &e {
                             CaptureError::CorruptFrame { .. } => Counters::add(&counters.corrupt, 1),
                             CaptureError::Truncated { .. } => Counters::add(&counters.truncated, 1),
+                            CaptureError::Outage { .. } => {
+                                Counters::add(&counters.outages, 1);
+                                counters.source_down.store(true, Ordering::Relaxed);
+                                down_since.get_or_insert_with(Instant::now);
+                            }
                             _ => {}
                         }
                         if e.is_recoverable() {
@@ -252,6 +285,8 @@ pub fn detect_stage(
                         Counters::add(&counters.detect_us, started.elapsed().as_micros() as u64);
                         Counters::add(&counters.infer_us, (detection.infer_ms * 1e3) as u64);
                         Counters::add(&counters.analysed, 1);
+                        counters.last_score_bits.store(detection.score.to_bits(), Ordering::Relaxed);
+                        counters.last_infer_us.store((detection.infer_ms * 1e3) as u64, Ordering::Relaxed);
                         if tx.send(Scored { frame, detection }).is_err() {
                             break;
                         }
