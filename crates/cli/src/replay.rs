@@ -117,7 +117,8 @@ pub fn run(args: Args, cfg: Config, model: Option<PathBuf>) -> Result<ExitCode> 
     writeln!(
         stdout,
         "summary: {}\n  frames read {}, analysed {}, dropped {}, corrupt {}\n  \
-         detector {:.2} ms/frame (model {:.2} ms), {:.1} frames/s over {:.2} s\n  events {} (model {}, version {})",
+         detector {:.2} ms/frame (model {:.2} ms; p50 {:.2}, p99 {:.2}), {:.1} frames/s over {:.2} s, \
+         peak memory {:.1} MiB\n  events {} (model {}, version {})",
         args.path.display(),
         s.read,
         s.analysed,
@@ -125,8 +126,11 @@ pub fn run(args: Args, cfg: Config, model: Option<PathBuf>) -> Result<ExitCode> 
         s.corrupt,
         s.ms_per_frame,
         s.infer_ms_per_frame,
+        s.ms_p50,
+        s.ms_p99,
         s.fps,
         s.wall_s,
+        s.peak_rss_mb,
         s.events,
         model_path.display(),
         model.info().version,

@@ -1,7 +1,7 @@
 //! The [`PreparedModel`] / [`Detector`] split and the ONNX Runtime backend.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use ort::session::Session;
@@ -126,21 +126,27 @@ pub trait Detector: Send {
 /// and `heatmap` `[N, h, w]` (see models/MODEL_CARD.md).
 pub struct OnnxModel {
     info: ModelInfo,
-    bytes: Arc<[u8]>,
     threads: usize,
+    /// The session made while checking the model, handed to the first detector so that loading makes one
+    /// session, not two (each costs tens of MB while ONNX Runtime prepares it).
+    first: Mutex<Option<Session>>,
 }
 
 impl OnnxModel {
-    /// Loads and checks the model at `path`; each detector will use `threads` intra-op threads.
+    /// Loads and checks the model at `path`; each detector will use `threads` intra-op threads. The file is
+    /// read again for each further detector rather than kept in memory.
     pub fn load(path: &Path, threads: usize) -> Result<Self, DetectError> {
-        let bytes: Arc<[u8]> = std::fs::read(path)
-            .map_err(|e| RuntimeError::Model { path: path.to_path_buf(), reason: e.to_string() })?
-            .into();
-        let session = runtime::session_from_memory(&bytes, path, 1)?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| RuntimeError::Model { path: path.to_path_buf(), reason: e.to_string() })?;
+        let session = runtime::session_from_memory(&bytes, path, threads)?;
         let input_size = check_contract(&session)
             .map_err(|reason| DetectError::Contract { path: path.to_path_buf(), reason })?;
         let version = format!("{:016x}", fnv1a(&bytes));
-        Ok(Self { info: ModelInfo { path: path.to_path_buf(), input_size, version }, bytes, threads })
+        Ok(Self {
+            info: ModelInfo { path: path.to_path_buf(), input_size, version },
+            threads,
+            first: Mutex::new(Some(session)),
+        })
     }
 }
 
@@ -170,7 +176,11 @@ impl PreparedModel for OnnxModel {
     }
 
     fn detector(&self) -> Result<Box<dyn Detector>, DetectError> {
-        let session = runtime::session_from_memory(&self.bytes, &self.info.path, self.threads)?;
+        let first = self.first.lock().ok().and_then(|mut g| g.take());
+        let session = match first {
+            Some(s) => s,
+            None => runtime::session_from_file(&self.info.path, self.threads)?,
+        };
         Ok(Box::new(OnnxDetector { session, pre: Preprocessor::new(self.info.input_size) }))
     }
 }

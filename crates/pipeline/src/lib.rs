@@ -11,6 +11,7 @@
 
 mod config;
 mod metrics;
+mod perf;
 mod snapshots;
 mod stages;
 
@@ -18,6 +19,7 @@ pub use config::{
     Config, ConfigError, DetectorConfig, DeviceConfig, MetricsConfig, PipelineConfig, SourceConfig,
 };
 pub use metrics::{metric, render_counters, serve_metrics, Render};
+pub use perf::{peak_rss_kb, rss_kb, Histogram};
 pub use snapshots::{snapshot_stage, RecordInfo, SpoolSink};
 pub use stages::{detect_stage, judge_stage, read_stage, Counters, Judged, Pacing, Scored, Summary};
 

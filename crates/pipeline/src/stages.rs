@@ -11,6 +11,8 @@ use vigil_capture::{CaptureError, FrameSource};
 use vigil_detect::{Detection, Detector, Event, Judge};
 use vigil_frame::Frame;
 
+use crate::perf::{peak_rss_kb, Histogram};
+
 /// What each stage has done so far. Shared by the stages and read by whoever prints the summary.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -50,6 +52,11 @@ pub struct Counters {
     pub last_score_bits: AtomicU32,
     /// The last frame's model time, microseconds.
     pub last_infer_us: AtomicU64,
+    /// Detector time per frame (preprocessing and inference).
+    pub detect_time: Histogram,
+    /// Time between one frame leaving the detector and the next: the whole pipeline's cost per frame when
+    /// detection is the bottleneck (as it is on one core).
+    pub frame_interval: Histogram,
     fatal: Mutex<Option<String>>,
 }
 
@@ -110,6 +117,11 @@ impl Counters {
             outages: get(&self.outages),
             ms_per_frame: per(get(&self.detect_us)),
             infer_ms_per_frame: per(get(&self.infer_us)),
+            ms_p50: self.detect_time.quantile_ms(0.5),
+            ms_p99: self.detect_time.quantile_ms(0.99),
+            interval_ms_p50: self.frame_interval.quantile_ms(0.5),
+            interval_ms_p99: self.frame_interval.quantile_ms(0.99),
+            peak_rss_mb: peak_rss_kb() as f64 / 1024.0,
             wall_s: wall.as_secs_f64(),
             fps: if wall.as_secs_f64() > 0.0 { analysed as f64 / wall.as_secs_f64() } else { 0.0 },
         }
@@ -137,6 +149,15 @@ pub struct Summary {
     pub ms_per_frame: f64,
     /// Model time per analysed frame, milliseconds.
     pub infer_ms_per_frame: f64,
+    /// Median and 99th percentile of the detector time per frame, milliseconds.
+    pub ms_p50: f64,
+    pub ms_p99: f64,
+    /// Median and 99th percentile of the time between consecutive frames leaving the detector (the whole
+    /// pipeline's cost per frame when detection is the bottleneck), milliseconds.
+    pub interval_ms_p50: f64,
+    pub interval_ms_p99: f64,
+    /// Peak resident memory of the process so far, MiB.
+    pub peak_rss_mb: f64,
     /// Wall-clock time of the run, seconds.
     pub wall_s: f64,
     /// Analysed frames per second of wall-clock time.
@@ -278,11 +299,18 @@ pub fn detect_stage(
     thread::Builder::new()
         .name("detect".into())
         .spawn(move || {
+            let mut last_done: Option<Instant> = None;
             for frame in rx {
                 let started = Instant::now();
                 match detector.detect(&frame.image) {
                     Ok(detection) => {
-                        Counters::add(&counters.detect_us, started.elapsed().as_micros() as u64);
+                        let done = Instant::now();
+                        let took = done - started;
+                        Counters::add(&counters.detect_us, took.as_micros() as u64);
+                        counters.detect_time.record(took);
+                        if let Some(last) = last_done.replace(done) {
+                            counters.frame_interval.record(done - last);
+                        }
                         Counters::add(&counters.infer_us, (detection.infer_ms * 1e3) as u64);
                         Counters::add(&counters.analysed, 1);
                         counters.last_score_bits.store(detection.score.to_bits(), Ordering::Relaxed);
@@ -292,6 +320,7 @@ pub fn detect_stage(
                         }
                     }
                     Err(e) => {
+                        last_done = None;
                         Counters::add(&counters.detect_errors, 1);
                         warn!("{}: frame {}: {e}", frame.source, frame.seq);
                     }
