@@ -1,5 +1,7 @@
-//! Per-frame costs side by side on the same 640x480 fixture frame: preprocessing alone, preprocessing + model
-//! (what the detect stage does per frame), and the temporal rule.
+//! Per-frame costs side by side on the same 640x480 fixture frame: JPEG decoding at full and at reduced DCT
+//! scale, preprocessing alone, preprocessing + model (what the detect stage does per frame), heat-map regions
+//! and the temporal rule, and the zstd compression of an event record's head. `tools/bench.py` puts the
+//! whole program next to bare inference and the Python baseline.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
@@ -20,6 +22,24 @@ fn per_frame(c: &mut Criterion) {
     };
     let size = model.info().input_size;
     let mut group = c.benchmark_group("per_frame_640x480");
+    let jpeg = {
+        use opencv::core::{Mat, MatTraitConst, Vector};
+        let img = &frame.image;
+        let ch = img.format().channels() as i32;
+        let mut out = Vector::<u8>::new();
+        let encoded = Mat::new_rows_cols_with_data(img.height() as i32, img.width() as i32 * ch, img.data())
+            .and_then(|m| m.reshape(ch, img.height() as i32).and_then(|v| v.try_clone()))
+            .and_then(|m| opencv::imgcodecs::imencode(".jpg", &m, &mut out, &Vector::new()));
+        encoded.ok().map(|_| out.as_slice().to_vec())
+    };
+    if let Some(jpeg) = &jpeg {
+        group.bench_function("decode_jpeg_full", |b| {
+            b.iter(|| black_box(vigil_capture::decode_jpeg(jpeg, "bench", 0, None).map(|i| i.width())))
+        });
+        group.bench_function("decode_jpeg_reduced", |b| {
+            b.iter(|| black_box(vigil_capture::decode_jpeg(jpeg, "bench", 0, Some(192)).map(|i| i.width())))
+        });
+    }
     let mut pre = Preprocessor::new(size);
     group.bench_function("preprocess", |b| {
         b.iter(|| black_box(pre.run(&frame.image).map(|t| t[[0, 0, 0, 0]])))
@@ -33,6 +53,14 @@ fn per_frame(c: &mut Criterion) {
     };
     group.bench_function("preprocess+infer", |b| {
         b.iter(|| black_box(det.detect(&frame.image).map(|d| d.score)))
+    });
+    let heat = [0.1f32; 36];
+    group.bench_function("regions_cold", |b| {
+        b.iter(|| black_box(vigil_detect::regions(black_box(&heat), (6, 6), 640.0, 480.0).len()))
+    });
+    let head = br#"{"event_id":"1-1000","event_type":"failure","score_trace":[],"model_version":"c5da01cdcc9d1f5a"}"#;
+    group.bench_function("zstd_record_head", |b| {
+        b.iter(|| black_box(vigil_telemetry::bundle::compress_head(head).map(|v| v.len())))
     });
     let mut judge = Judge::new(JudgeConfig::default());
     let mut t = 0.0;

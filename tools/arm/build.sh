@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Cross-builds vigil for aarch64-unknown-linux-gnu (the printer's ARM board) and checks it under qemu-user.
+#
+#   tools/arm/build.sh            release build + bundle + smoke run of the bundle under qemu
+#   tools/arm/build.sh --test     also the whole test suite, each test binary run under qemu-user
+#
+# tools/arm/sysroot.sh prepares the cross compiler, the arm64 OpenCV sysroot, qemu-user 10 and the aarch64
+# ONNX Runtime library first (idempotent). Outputs, under $CARGO_TARGET_DIR (default target/):
+#   aarch64-unknown-linux-gnu/release/vigil   the binary (finds its OpenCV libraries through $ORIGIN/../lib)
+#   vigil-aarch64.tar.gz                      bin/vigil, lib/ (libonnxruntime and libopencv_{core,imgproc,
+#                                             imgcodecs,videoio}), models/failure.onnx
+# Emulated times mean nothing: only correctness is checked here.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+say() { printf 'arm: %s\n' "$*" >&2; }
+
+tools/arm/sysroot.sh
+[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+target=aarch64-unknown-linux-gnu
+base="$root/.local/arm"
+sysroot="$base/sysroot"
+qemu="$base/qemu/usr/bin/qemu-aarch64"
+multi="$sysroot/usr/lib/aarch64-linux-gnu"
+out="${CARGO_TARGET_DIR:-$root/target}"
+
+export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+export CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
+export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+# OpenCV from the sysroot, without pkg-config probing.
+export OPENCV_LINK_LIBS=opencv_core,opencv_imgproc,opencv_imgcodecs,opencv_videoio
+export OPENCV_LINK_PATHS="$multi"
+export OPENCV_INCLUDE_PATHS="$sysroot/usr/include/aarch64-linux-gnu/opencv4,$sysroot/usr/include/opencv4"
+# Link against the sysroot's libraries (and their own dependencies); at run time look beside the binary.
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C link-arg=--sysroot=$sysroot -C link-arg=-Wl,-rpath-link,$multi \
+-C link-arg=-Wl,-rpath-link,$sysroot/lib/aarch64-linux-gnu -C link-arg=-Wl,-rpath,\$ORIGIN/../lib \
+-C link-arg=-Wl,-rpath,\$ORIGIN/../../lib"
+# Tests and the smoke run: every aarch64 program runs under qemu-user with the sysroot as its root.
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$qemu -L $sysroot"
+export ORT_DYLIB_PATH_AARCH64="$base/onnxruntime/libonnxruntime.so"
+
+say "building vigil (release) for $target"
+cargo build --release --target "$target" -p vigil
+bin="$out/$target/release/vigil"
+file "$bin" >&2
+
+# --- bundle -----------------------------------------------------------------------------------------
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/vigil/bin" "$stage/vigil/lib" "$stage/vigil/models"
+cp "$bin" "$stage/vigil/bin/"
+cp -P "$base"/onnxruntime/libonnxruntime.so* "$stage/vigil/lib/"
+for m in core imgproc imgcodecs videoio; do
+  cp -L "$multi/libopencv_$m.so.406" "$stage/vigil/lib/"
+done
+cp models/failure.onnx "$stage/vigil/models/"
+tar -C "$stage" -czf "$out/vigil-aarch64.tar.gz" vigil
+say "bundle $out/vigil-aarch64.tar.gz ($(du -h "$out/vigil-aarch64.tar.gz" | cut -f1))"
+glibc_need() { aarch64-linux-gnu-objdump -T "$1" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n1; }
+for f in "$stage/vigil/bin/vigil" "$stage"/vigil/lib/*.so.*; do
+  [ -L "$f" ] && continue
+  say "$(basename "$f") needs $(glibc_need "$f")"
+done
+
+# --- smoke run of the bundle under qemu: the fixture clip, every frame analysed ----------------------------
+say "smoke run of the bundle under qemu-user"
+(cd "$stage/vigil" && "$qemu" -L "$sysroot" bin/vigil replay "$root/fixtures/footage/spaghetti.mkv" \
+  --summary "$stage/summary.json") >&2
+python3 - "$stage/summary.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["read"] > 0 and s["analysed"] == s["read"] and s["detect_errors"] == 0, s
+print(f"arm: smoke: read {s['read']}, analysed {s['analysed']}, events {s['events']}", file=sys.stderr)
+PY
+
+[ $want_test -eq 1 ] || exit 0
+# --- the test suite under qemu-user ----------------------------------------------------------------------
+say "building the test suite for $target"
+export ORT_DYLIB_PATH="$ORT_DYLIB_PATH_AARCH64"
+cargo test --release --target "$target" --workspace --no-run
+# Tests that start `vigil` itself: the kernel cannot run an aarch64 program without binfmt_misc, so the
+# binary is put behind a script that starts it under qemu.
+rel="$out/$target/release"
+if ! head -c 2 "$rel/vigil" | grep -q '#!'; then
+  mv "$rel/vigil" "$rel/vigil.aarch64"
+  printf '#!/bin/sh\nexec %s -L %s %s "$@"\n' "$qemu" "$sysroot" "$rel/vigil.aarch64" > "$rel/vigil"
+  chmod +x "$rel/vigil"
+fi
+say "running the test suite under qemu-user ($($qemu --version | head -n1))"
+status=0
+cargo test --release --target "$target" --workspace -- --test-threads=2 || status=$?
+# Put the real binary back for the next build.
+if [ -f "$rel/vigil.aarch64" ]; then mv "$rel/vigil.aarch64" "$rel/vigil"; fi
+exit $status
