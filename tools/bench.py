@@ -124,6 +124,7 @@ def main():
     ap.add_argument("--footage", type=Path)
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "failure.onnx")
     ap.add_argument("--no-1080p", action="store_true")
+    ap.add_argument("--no-build", action="store_true", help="use the release binaries already built")
     a = ap.parse_args()
 
     footage = a.footage or ROOT.parent / "shared/data/footage/scythe/normal-print-10s.mkv"
@@ -131,7 +132,11 @@ def main():
         footage = ROOT / "fixtures/footage/spaghetti.mkv"
         log(f"shared footage absent: using {footage}")
     py = ensure_venv()
-    vigil, perf = build()
+    if a.no_build:
+        rel = target_dir() / "release"
+        vigil, perf = rel / "vigil", rel / "vigil-perf"
+    else:
+        vigil, perf = build()
     pin = ["taskset", "-c", a.cpus]
     cfg = Path(tempfile.mkdtemp()) / "bench.toml"
     # Consent stays off (the default consent file does not exist here): the privacy gate runs but keeps nothing.
