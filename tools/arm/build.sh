@@ -78,20 +78,37 @@ PY
 
 [ $want_test -eq 1 ] || exit 0
 # --- the test suite under qemu-user ----------------------------------------------------------------------
+# Each test binary runs under qemu-user in its package's folder, as `cargo test` would run it. Tests that start
+# `vigil` itself find it behind a script that starts it under qemu (the kernel cannot run an aarch64 program
+# without binfmt_misc); cargo is not run again afterwards, so the script stays in place until the end.
 say "building the test suite for $target"
-export ORT_DYLIB_PATH="$ORT_DYLIB_PATH_AARCH64"
-cargo test --release --target "$target" --workspace --no-run
-# Tests that start `vigil` itself: the kernel cannot run an aarch64 program without binfmt_misc, so the
-# binary is put behind a script that starts it under qemu.
+list=$(mktemp)
+cargo test --release --target "$target" --workspace --no-run --message-format=json-render-diagnostics \
+  | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
+        print(m["manifest_path"].rsplit("/", 1)[0], m["executable"])
+' > "$list"
 rel="$out/$target/release"
-if ! head -c 2 "$rel/vigil" | grep -q '#!'; then
-  mv "$rel/vigil" "$rel/vigil.aarch64"
-  printf '#!/bin/sh\nexec %s -L %s %s "$@"\n' "$qemu" "$sysroot" "$rel/vigil.aarch64" > "$rel/vigil"
-  chmod +x "$rel/vigil"
-fi
-say "running the test suite under qemu-user ($($qemu --version | head -n1))"
-status=0
-cargo test --release --target "$target" --workspace -- --test-threads=2 || status=$?
-# Put the real binary back for the next build.
-if [ -f "$rel/vigil.aarch64" ]; then mv "$rel/vigil.aarch64" "$rel/vigil"; fi
-exit $status
+cp "$rel/vigil" "$rel/vigil.aarch64"
+rm -f "$rel/vigil"
+printf '#!/bin/sh\nexec %s -L %s %s "$@"\n' "$qemu" "$sysroot" "$rel/vigil.aarch64" > "$rel/vigil"
+chmod +x "$rel/vigil"
+say "running $(wc -l < "$list") test binaries under qemu-user ($($qemu --version | head -n1))"
+failed=()
+while read -r dir exe; do
+  name=$(basename "$exe")
+  if (cd "$dir" && ORT_DYLIB_PATH="$ORT_DYLIB_PATH_AARCH64" VIGIL_ROOT="$root" CARGO_MANIFEST_DIR="$dir" \
+      "$qemu" -L "$sysroot" "$exe" --test-threads=2 ${VIGIL_ARM_TEST_FILTER:-}) > "$base/test-$name.log" 2>&1; then
+    say "ok     $name: $(grep -h '^test result' "$base/test-$name.log" | tail -n1)"
+  else
+    failed+=("$name")
+    say "FAILED $name: $(grep -h '^test result' "$base/test-$name.log" | tail -n1) (log: $base/test-$name.log)"
+  fi
+done < "$list"
+rm -f "$rel/vigil" "$list"
+mv "$rel/vigil.aarch64" "$rel/vigil"
+[ ${#failed[@]} -eq 0 ] || { say "failed: ${failed[*]}"; exit 1; }
+say "every test binary passed under qemu-user"
