@@ -107,7 +107,21 @@ pub fn open(path: &Path, timing: Timing) -> Result<Box<dyn FrameSource>, Capture
 
 /// Copies a decoded 8-bit OpenCV image (1 or 3 channels, BGR) into an [`Image`].
 pub fn image_from_mat(mat: &opencv::core::Mat) -> Result<Image, String> {
-    use opencv::core::{MatTraitConst, MatTraitConstManual, CV_8UC1, CV_8UC3};
+    use opencv::core::{MatTraitConst, MatTraitConstManual};
+    let (format, w, h) = mat_layout(mat)?;
+    let data = if mat.is_continuous() {
+        mat.data_bytes().map_err(|e| e.to_string())?.to_vec()
+    } else {
+        let c = mat.try_clone().map_err(|e| e.to_string())?;
+        c.data_bytes().map_err(|e| e.to_string())?.to_vec()
+    };
+    Image::new(w, h, format, data).map_err(|e| e.to_string())
+}
+
+/// The pixel format and size of a decoded 8-bit OpenCV image (1 or 3 channels, BGR); an error for any
+/// other type or an empty image.
+pub(crate) fn mat_layout(mat: &opencv::core::Mat) -> Result<(PixelFormat, u32, u32), String> {
+    use opencv::core::{MatTraitConst, CV_8UC1, CV_8UC3};
     let format = match mat.typ() {
         t if t == CV_8UC3 => PixelFormat::Bgr8,
         t if t == CV_8UC1 => PixelFormat::Gray8,
@@ -117,13 +131,7 @@ pub fn image_from_mat(mat: &opencv::core::Mat) -> Result<Image, String> {
     if w <= 0 || h <= 0 {
         return Err("empty image".into());
     }
-    let data = if mat.is_continuous() {
-        mat.data_bytes().map_err(|e| e.to_string())?.to_vec()
-    } else {
-        let c = mat.try_clone().map_err(|e| e.to_string())?;
-        c.data_bytes().map_err(|e| e.to_string())?.to_vec()
-    };
-    Image::new(w as u32, h as u32, format, data).map_err(|e| e.to_string())
+    Ok((format, w as u32, h as u32))
 }
 
 /// Reads one still image (JPEG or PNG); the error names the file.

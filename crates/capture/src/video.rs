@@ -3,10 +3,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use opencv::core::{Mat, MatTraitConst, MatTraitConstManual, CV_8UC1, CV_8UC3};
+use opencv::core::{Mat, MatTraitConst, MatTraitConstManual};
 use opencv::prelude::{VideoCaptureTrait, VideoCaptureTraitConst};
 use opencv::videoio::{self, VideoCapture};
-use vigil_frame::{Frame, Image, ImagePool, PixelFormat};
+use vigil_frame::{Frame, Image, ImagePool};
 
 use crate::{CaptureError, FrameSource, Timing};
 
@@ -110,21 +110,13 @@ impl VideoFile {
 
 /// Copies a decoded 8-bit BGR or gray `mat` into a buffer from `pool`.
 fn pooled_copy(pool: &mut ImagePool, mat: &Mat) -> Result<Arc<Image>, String> {
-    let format = match mat.typ() {
-        t if t == CV_8UC3 => PixelFormat::Bgr8,
-        t if t == CV_8UC1 => PixelFormat::Gray8,
-        t => return Err(format!("unsupported pixel type {t}")),
-    };
-    let (w, h) = (mat.cols(), mat.rows());
-    if w <= 0 || h <= 0 {
-        return Err("empty image".into());
-    }
+    let (format, w, h) = crate::mat_layout(mat)?;
     if !mat.is_continuous() {
         let image = crate::image_from_mat(mat)?;
         return Ok(Arc::new(image));
     }
     let bytes = mat.data_bytes().map_err(|e| e.to_string())?;
-    pool.fill(w as u32, h as u32, format, |dst| {
+    pool.fill(w, h, format, |dst| {
         if dst.len() != bytes.len() {
             return Err(format!("decoded {} bytes for a {w}x{h} frame", bytes.len()));
         }

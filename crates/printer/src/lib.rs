@@ -126,6 +126,28 @@ pub(crate) fn agent(timeout: Duration) -> ureq::Agent {
     ureq::AgentBuilder::new().timeout_connect(timeout).timeout(timeout * 2).build()
 }
 
+/// The HTTP side shared by the printer hosts: a base URL, an optional `X-Api-Key` and a client.
+pub(crate) struct HostClient {
+    pub(crate) base: String,
+    key: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl HostClient {
+    pub(crate) fn new(base: &str, api_key: Option<String>, timeout: Duration) -> Self {
+        Self { base: base.trim_end_matches('/').to_string(), key: api_key, agent: agent(timeout) }
+    }
+
+    /// A request for `path` (starting with `/`) on the host, with the API key when there is one.
+    pub(crate) fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let r = self.agent.request(method, &format!("{}{path}", self.base));
+        match &self.key {
+            Some(k) => r.set("X-Api-Key", k),
+            None => r,
+        }
+    }
+}
+
 /// Maps a ureq error to ours.
 pub(crate) fn http_error(host: &str, what: &str, e: ureq::Error) -> PrinterError {
     match e {

@@ -5,30 +5,24 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{agent, http_error, json, resolve_url, PrintState, Printer, PrinterError, Status, Webcam};
+use crate::{http_error, json, resolve_url, HostClient, PrintState, Printer, PrinterError, Status, Webcam};
 
 /// A Moonraker instance.
 pub struct Moonraker {
-    base: String,
-    key: Option<String>,
-    agent: ureq::Agent,
+    http: HostClient,
 }
 
 impl Moonraker {
     pub fn new(base: &str, api_key: Option<String>, timeout: Duration) -> Self {
-        Self { base: base.trim_end_matches('/').to_string(), key: api_key, agent: agent(timeout) }
+        Self { http: HostClient::new(base, api_key, timeout) }
     }
 
     fn request(&self, method: &str, path: &str) -> ureq::Request {
-        let r = self.agent.request(method, &format!("{}{path}", self.base));
-        match &self.key {
-            Some(k) => r.set("X-Api-Key", k),
-            None => r,
-        }
+        self.http.request(method, path)
     }
 
     fn protocol(&self, what: &str, reason: &str) -> PrinterError {
-        PrinterError::Protocol { host: self.base.clone(), what: what.into(), reason: reason.into() }
+        PrinterError::Protocol { host: self.http.base.clone(), what: what.into(), reason: reason.into() }
     }
 }
 
@@ -46,7 +40,7 @@ pub(crate) fn state_of(s: &str) -> PrintState {
 
 impl Printer for Moonraker {
     fn host(&self) -> &str {
-        &self.base
+        &self.http.base
     }
 
     fn status(&mut self) -> Result<Status, PrinterError> {
@@ -57,9 +51,9 @@ impl Printer for Moonraker {
             Err(ureq::Error::Status(404 | 503, _)) => {
                 return Ok(Status { state: PrintState::Offline, job: None })
             }
-            Err(e) => return Err(http_error(&self.base, WHAT, e)),
+            Err(e) => return Err(http_error(&self.http.base, WHAT, e)),
         };
-        let v = json(&self.base, WHAT, resp)?;
+        let v = json(&self.http.base, WHAT, resp)?;
         let ps = &v["result"]["status"]["print_stats"];
         let state =
             ps["state"].as_str().ok_or_else(|| self.protocol(WHAT, "no result.status.print_stats.state"))?;
@@ -69,12 +63,12 @@ impl Printer for Moonraker {
 
     fn webcams(&mut self) -> Result<Vec<Webcam>, PrinterError> {
         const WHAT: &str = "/server/webcams/list";
-        let resp = self.request("GET", WHAT).call().map_err(|e| http_error(&self.base, WHAT, e))?;
-        let v = json(&self.base, WHAT, resp)?;
+        let resp = self.request("GET", WHAT).call().map_err(|e| http_error(&self.http.base, WHAT, e))?;
+        let v = json(&self.http.base, WHAT, resp)?;
         let list =
             v["result"]["webcams"].as_array().ok_or_else(|| self.protocol(WHAT, "no result.webcams list"))?;
         let url = |c: &Value, k: &str| {
-            c[k].as_str().filter(|s| !s.trim().is_empty()).map(|s| resolve_url(&self.base, s, false))
+            c[k].as_str().filter(|s| !s.trim().is_empty()).map(|s| resolve_url(&self.http.base, s, false))
         };
         Ok(list
             .iter()
@@ -89,8 +83,8 @@ impl Printer for Moonraker {
 
     fn pause(&mut self) -> Result<(), PrinterError> {
         const WHAT: &str = "/printer/print/pause";
-        let resp = self.request("POST", WHAT).call().map_err(|e| http_error(&self.base, WHAT, e))?;
-        let v = json(&self.base, WHAT, resp)?;
+        let resp = self.request("POST", WHAT).call().map_err(|e| http_error(&self.http.base, WHAT, e))?;
+        let v = json(&self.http.base, WHAT, resp)?;
         match v["result"].as_str() {
             Some("ok") => Ok(()),
             _ => Err(self.protocol(WHAT, &format!("expected result \"ok\", got {v}"))),

@@ -5,26 +5,20 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{agent, http_error, json, resolve_url, PrintState, Printer, PrinterError, Status, Webcam};
+use crate::{http_error, json, resolve_url, HostClient, PrintState, Printer, PrinterError, Status, Webcam};
 
 /// An OctoPrint instance.
 pub struct OctoPrint {
-    base: String,
-    key: Option<String>,
-    agent: ureq::Agent,
+    http: HostClient,
 }
 
 impl OctoPrint {
     pub fn new(base: &str, api_key: Option<String>, timeout: Duration) -> Self {
-        Self { base: base.trim_end_matches('/').to_string(), key: api_key, agent: agent(timeout) }
+        Self { http: HostClient::new(base, api_key, timeout) }
     }
 
     fn request(&self, method: &str, path: &str) -> ureq::Request {
-        let r = self.agent.request(method, &format!("{}{path}", self.base));
-        match &self.key {
-            Some(k) => r.set("X-Api-Key", k),
-            None => r,
-        }
+        self.http.request(method, path)
     }
 }
 
@@ -54,15 +48,15 @@ pub(crate) fn state_of(s: &str) -> PrintState {
 
 impl Printer for OctoPrint {
     fn host(&self) -> &str {
-        &self.base
+        &self.http.base
     }
 
     fn status(&mut self) -> Result<Status, PrinterError> {
         const WHAT: &str = "/api/job";
-        let resp = self.request("GET", WHAT).call().map_err(|e| http_error(&self.base, WHAT, e))?;
-        let v = json(&self.base, WHAT, resp)?;
+        let resp = self.request("GET", WHAT).call().map_err(|e| http_error(&self.http.base, WHAT, e))?;
+        let v = json(&self.http.base, WHAT, resp)?;
         let state = v["state"].as_str().ok_or_else(|| PrinterError::Protocol {
-            host: self.base.clone(),
+            host: self.http.base.clone(),
             what: WHAT.into(),
             reason: "no state".into(),
         })?;
@@ -72,11 +66,11 @@ impl Printer for OctoPrint {
 
     fn webcams(&mut self) -> Result<Vec<Webcam>, PrinterError> {
         const WHAT: &str = "/api/settings";
-        let resp = self.request("GET", WHAT).call().map_err(|e| http_error(&self.base, WHAT, e))?;
-        let v = json(&self.base, WHAT, resp)?;
+        let resp = self.request("GET", WHAT).call().map_err(|e| http_error(&self.http.base, WHAT, e))?;
+        let v = json(&self.http.base, WHAT, resp)?;
         let w = &v["webcam"];
         let url = |x: &Value| {
-            x.as_str().filter(|s| !s.trim().is_empty()).map(|s| resolve_url(&self.base, s, false))
+            x.as_str().filter(|s| !s.trim().is_empty()).map(|s| resolve_url(&self.http.base, s, false))
         };
         let mut cams: Vec<Webcam> = w["webcams"]
             .as_array()
@@ -106,7 +100,7 @@ impl Printer for OctoPrint {
         self.request("POST", "/api/job")
             .set("Content-Type", "application/json")
             .send_string(r#"{"command": "pause", "action": "pause"}"#)
-            .map_err(|e| http_error(&self.base, WHAT, e))?;
+            .map_err(|e| http_error(&self.http.base, WHAT, e))?;
         Ok(())
     }
 }

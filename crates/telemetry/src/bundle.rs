@@ -259,12 +259,7 @@ pub fn decode(data: &[u8]) -> Result<Bundle, TelemetryError> {
     }
     let mut d = zstd::bulk::Decompressor::with_dictionary(DICTIONARY)
         .map_err(|e| TelemetryError::Codec(e.to_string()))?;
-    let head_frame = next_frame(data, 0)?;
-    let head_json = d
-        .decompress(head_frame, MAX_HEAD_BYTES)
-        .map_err(|e| TelemetryError::Corrupt(format!("head: zstd: {e}")))?;
-    let head: Head =
-        serde_json::from_slice(&head_json).map_err(|e| TelemetryError::Corrupt(format!("head: {e}")))?;
+    let (head, head_len) = decode_head(&mut d, data)?;
     let manifest = head.manifest;
     if manifest.format != FORMAT_VERSION {
         return Err(TelemetryError::Corrupt(format!("format {} is not {FORMAT_VERSION}", manifest.format)));
@@ -274,7 +269,7 @@ pub fn decode(data: &[u8]) -> Result<Bundle, TelemetryError> {
     {
         return Err(TelemetryError::Corrupt("manifest id, kind, seq or device id are inconsistent".into()));
     }
-    let mut pos = head_frame.len();
+    let mut pos = head_len;
     let body = match (manifest.kind, head.event, head.deletion) {
         (BundleKind::Event, Some(record), None) => {
             if manifest.files.len() > MAX_SNAPSHOTS {
@@ -307,17 +302,22 @@ pub fn decode(data: &[u8]) -> Result<Bundle, TelemetryError> {
     Ok(Bundle { manifest, body })
 }
 
-/// Reads only the manifest (head frame) of a bundle, without checking the snapshot frames.
-pub fn read_manifest(data: &[u8]) -> Result<Manifest, TelemetryError> {
-    let mut d = zstd::bulk::Decompressor::with_dictionary(DICTIONARY)
-        .map_err(|e| TelemetryError::Codec(e.to_string()))?;
+/// Decompresses and parses the head frame (frame 0) of a bundle; returns it with its compressed length.
+fn decode_head(d: &mut zstd::bulk::Decompressor<'_>, data: &[u8]) -> Result<(Head, usize), TelemetryError> {
     let head_frame = next_frame(data, 0)?;
     let head_json = d
         .decompress(head_frame, MAX_HEAD_BYTES)
         .map_err(|e| TelemetryError::Corrupt(format!("head: zstd: {e}")))?;
     let head: Head =
         serde_json::from_slice(&head_json).map_err(|e| TelemetryError::Corrupt(format!("head: {e}")))?;
-    Ok(head.manifest)
+    Ok((head, head_frame.len()))
+}
+
+/// Reads only the manifest (head frame) of a bundle, without checking the snapshot frames.
+pub fn read_manifest(data: &[u8]) -> Result<Manifest, TelemetryError> {
+    let mut d = zstd::bulk::Decompressor::with_dictionary(DICTIONARY)
+        .map_err(|e| TelemetryError::Codec(e.to_string()))?;
+    Ok(decode_head(&mut d, data)?.0.manifest)
 }
 
 /// The head JSON of a bundle, pretty-printed (for `vigil spool show`).
