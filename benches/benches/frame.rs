@@ -73,5 +73,29 @@ fn per_frame(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, per_frame);
+/// Preprocessing alone at the sizes frames arrive in: full-size 640x480 and 1080p, and the reduced DCT
+/// scales live JPEG sources are decoded at (1/2 of 640x480, 1/4 of 1080p).
+fn preprocess_sizes(c: &mut Criterion) {
+    use vigil_frame::{Image, PixelFormat};
+    let mut group = c.benchmark_group("preprocess_to_192");
+    for (w, h, format) in [
+        (640, 480, PixelFormat::Gray8),
+        (640, 480, PixelFormat::Bgr8),
+        (1920, 1080, PixelFormat::Gray8),
+        (1920, 1080, PixelFormat::Bgr8),
+        (320, 240, PixelFormat::Gray8),
+        (480, 270, PixelFormat::Bgr8),
+    ] {
+        let len = (w * h) as usize * format.channels();
+        let data = (0..len).map(|i| (i * 7 + i / 640 * 13) as u8).collect();
+        let Ok(image) = Image::new(w, h, format, data) else { continue };
+        let mut pre = Preprocessor::new(192);
+        group.bench_function(format!("{w}x{h}_{format:?}"), |b| {
+            b.iter(|| black_box(pre.run(black_box(&image)).map(|t| t[[0, 0, 0, 0]])))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, per_frame, preprocess_sizes);
 criterion_main!(benches);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Array4;
 use vigil_capture::{CaptureError, FrameSource, Timing, VideoFile};
-use vigil_detect::Preprocessor;
+use vigil_detect::{PreprocessError, Preprocessor};
 use vigil_frame::Frame;
 
 /// The repository root.
@@ -38,7 +38,7 @@ pub fn frames(path: &Path, max: usize) -> Result<Vec<Frame>, CaptureError> {
 }
 
 /// The model inputs for `frames`, made once with vigil's own preprocessing.
-pub fn premade_tensors(frames: &[Frame], size: u32) -> Result<Vec<Array4<f32>>, opencv::Error> {
+pub fn premade_tensors(frames: &[Frame], size: u32) -> Result<Vec<Array4<f32>>, PreprocessError> {
     let mut pre = Preprocessor::new(size);
     frames.iter().map(|f| pre.run(&f.image).cloned()).collect()
 }

@@ -9,7 +9,7 @@ use ort::value::TensorRef;
 use serde::{Deserialize, Serialize};
 use vigil_frame::{Image, Rect};
 
-use crate::preprocess::Preprocessor;
+use crate::preprocess::{PreprocessError, Preprocessor};
 use crate::runtime::{self, RuntimeError};
 
 /// Errors from loading or running a detector.
@@ -20,9 +20,9 @@ pub enum DetectError {
     /// The model does not have the inputs and outputs vigil expects.
     #[error("model {path} does not fit: {reason}")]
     Contract { path: PathBuf, reason: String },
-    /// Preprocessing the frame failed.
+    /// The frame cannot be turned into the model's input.
     #[error("preprocessing failed: {0}")]
-    Preprocess(#[from] opencv::Error),
+    Preprocess(#[from] PreprocessError),
     /// Inference failed.
     #[error("inference failed: {0}")]
     Inference(String),
