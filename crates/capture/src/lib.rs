@@ -1,38 +1,45 @@
 //! `vigil-capture` reads frames. A [`FrameSource`] yields [`vigil_frame::Frame`]s in order, each with its
-//! 0-based index in the source and its media time; [`open`] picks the source for a path: a [`VideoFile`]
-//! (anything OpenCV's FFmpeg backend reads: MJPEG `.mkv`/`.avi`, H.264 `.mp4`, ...) or a [`FrameFolder`]
-//! (JPEG/PNG files in name order). [`open_spec`] also opens live sources from a [`SourceSpec`]: a V4L2
-//! camera ([`V4l2Camera`], MJPEG or YUYV), an MJPEG stream over HTTP ([`MjpegStream`], multipart/x-mixed-replace
-//! as ustreamer and mjpg-streamer serve it), a snapshot URL polled at an interval ([`SnapshotPoller`]) and
-//! an RTSP stream ([`RtspStream`]); each live source is wrapped in a [`Reconnecting`] source that reports an
-//! outage ([`CaptureError::Outage`]) and reconnects with exponential backoff while the pipeline keeps
-//! running. JPEG frames are decoded at a reduced DCT scale when the model input is much smaller than the
-//! frame ([`decode_jpeg`]). A frame that cannot be decoded is reported as [`CaptureError::CorruptFrame`],
-//! naming the source and frame, and reading goes on; a source that cannot be opened at all is a
-//! [`CaptureError::Open`].
+//! 0-based index in the source and its media time; [`open`] / [`open_scaled`] pick the source for a path: a
+//! [`VideoFile`] or a [`FrameFolder`] (JPEG/PNG files in name order). MJPEG in Matroska (`.mkv`) is demuxed
+//! in-process by a small EBML reader; every other video (H.264 `.mp4`, AVI, ...) is read through an `ffmpeg`
+//! child process that writes frames to a pipe. [`open_spec`] also opens live sources from a [`SourceSpec`]:
+//! a V4L2 camera ([`V4l2Camera`], MJPEG or YUYV, through `ffmpeg -f v4l2`), an MJPEG stream over HTTP
+//! ([`MjpegStream`], multipart/x-mixed-replace as ustreamer and mjpg-streamer serve it), a snapshot URL
+//! polled at an interval ([`SnapshotPoller`]) and an RTSP stream ([`RtspStream`], through `ffmpeg`); each
+//! live source is wrapped in a [`Reconnecting`] source that reports an outage ([`CaptureError::Outage`])
+//! and reconnects with exponential backoff while the pipeline keeps running. JPEG is decoded by
+//! libjpeg-turbo's TurboJPEG API ([`JpegDecoder`], [`decode_jpeg`]), at a reduced DCT scale when the model
+//! input is much smaller than the frame; PNG by the `image` crate. A frame that cannot be decoded is
+//! reported as [`CaptureError::CorruptFrame`], naming the source and frame, and reading goes on; a source
+//! that cannot be opened at all is a [`CaptureError::Open`].
 
 mod decode;
+mod ffmpeg;
 mod folder;
 mod mjpeg;
+mod mkv;
 mod reconnect;
 mod rtsp;
 mod snapshot;
 mod spec;
+mod turbo;
 mod v4l2;
 mod video;
 
-pub use decode::{decode_jpeg, jpeg_size, reduction_for};
+pub(crate) use decode::decode_image;
+pub use decode::{decode_jpeg, jpeg_size, reduction_for, JpegDecoder};
 pub use folder::FrameFolder;
 pub use mjpeg::{MjpegStream, MultipartReader};
 pub use reconnect::{Backoff, Reconnecting};
 pub use rtsp::RtspStream;
 pub use snapshot::SnapshotPoller;
 pub use spec::{open_spec, LiveOptions, SourceSpec, V4l2Format};
+pub use turbo::Compressor as JpegEncoder;
 pub use v4l2::V4l2Camera;
 pub use video::VideoFile;
 
 use std::path::{Path, PathBuf};
-use vigil_frame::{Frame, Image, PixelFormat};
+use vigil_frame::{Frame, Image};
 
 /// Errors from sources.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +61,6 @@ pub enum CaptureError {
     /// until the source is back or the pipeline stops).
     #[error("{source_id}: outage: {reason}; reconnecting")]
     Outage { source_id: String, reason: String },
-    #[error("OpenCV: {0}")]
-    OpenCv(#[from] opencv::Error),
 }
 
 impl CaptureError {
@@ -96,42 +101,24 @@ pub trait FrameSource: Send {
     }
 }
 
-/// Opens a video file or a folder of frames.
+/// Opens a video file or a folder of frames, decoded at full size.
 pub fn open(path: &Path, timing: Timing) -> Result<Box<dyn FrameSource>, CaptureError> {
+    open_scaled(path, timing, None)
+}
+
+/// Opens a video file or a folder of frames. With `decode_min_side` (the model input size), JPEG frames of
+/// a video (MJPEG) are decoded at the reduced DCT scale that keeps their shorter side at least that many
+/// pixels; folders are always read at full size.
+pub fn open_scaled(
+    path: &Path,
+    timing: Timing,
+    decode_min_side: Option<u32>,
+) -> Result<Box<dyn FrameSource>, CaptureError> {
     if path.is_dir() {
         Ok(Box::new(FrameFolder::open(path, timing)?))
     } else {
-        Ok(Box::new(VideoFile::open(path, timing)?))
+        Ok(Box::new(VideoFile::open_scaled(path, timing, decode_min_side)?))
     }
-}
-
-/// Copies a decoded 8-bit OpenCV image (1 or 3 channels, BGR) into an [`Image`].
-pub fn image_from_mat(mat: &opencv::core::Mat) -> Result<Image, String> {
-    use opencv::core::{MatTraitConst, MatTraitConstManual};
-    let (format, w, h) = mat_layout(mat)?;
-    let data = if mat.is_continuous() {
-        mat.data_bytes().map_err(|e| e.to_string())?.to_vec()
-    } else {
-        let c = mat.try_clone().map_err(|e| e.to_string())?;
-        c.data_bytes().map_err(|e| e.to_string())?.to_vec()
-    };
-    Image::new(w, h, format, data).map_err(|e| e.to_string())
-}
-
-/// The pixel format and size of a decoded 8-bit OpenCV image (1 or 3 channels, BGR); an error for any
-/// other type or an empty image.
-pub(crate) fn mat_layout(mat: &opencv::core::Mat) -> Result<(PixelFormat, u32, u32), String> {
-    use opencv::core::{MatTraitConst, CV_8UC1, CV_8UC3};
-    let format = match mat.typ() {
-        t if t == CV_8UC3 => PixelFormat::Bgr8,
-        t if t == CV_8UC1 => PixelFormat::Gray8,
-        t => return Err(format!("unsupported pixel type {t}")),
-    };
-    let (w, h) = (mat.cols(), mat.rows());
-    if w <= 0 || h <= 0 {
-        return Err("empty image".into());
-    }
-    Ok((format, w as u32, h as u32))
 }
 
 /// Reads one still image (JPEG or PNG); the error names the file.
@@ -139,29 +126,6 @@ pub fn read_image(path: &Path) -> Result<Image, CaptureError> {
     let bytes = std::fs::read(path)
         .map_err(|e| CaptureError::Open { path: path.to_path_buf(), reason: e.to_string() })?;
     decode_image(&bytes, &path.display().to_string(), 0)
-}
-
-/// Decodes an encoded JPEG or PNG frame; errors are [`CaptureError::CorruptFrame`] naming `source_id` and `seq`.
-pub(crate) fn decode_image(bytes: &[u8], source_id: &str, seq: u64) -> Result<Image, CaptureError> {
-    decode_with_flags(bytes, source_id, seq, opencv::imgcodecs::IMREAD_COLOR)
-}
-
-/// Decodes with OpenCV's `imdecode` flags (full size or one of the `IMREAD_REDUCED_COLOR_*` scales).
-pub(crate) fn decode_with_flags(
-    bytes: &[u8],
-    source_id: &str,
-    seq: u64,
-    flags: i32,
-) -> Result<Image, CaptureError> {
-    use opencv::core::{MatTraitConst, Vector};
-    let corrupt =
-        |reason: String| CaptureError::CorruptFrame { source_id: source_id.to_string(), seq, reason };
-    let mat = opencv::imgcodecs::imdecode(&Vector::<u8>::from_slice(bytes), flags)
-        .map_err(|e| corrupt(e.to_string()))?;
-    if mat.empty() {
-        return Err(corrupt("not a decodable JPEG or PNG image".into()));
-    }
-    image_from_mat(&mat).map_err(corrupt)
 }
 
 pub(crate) fn frame(seq: u64, t: f64, id: &std::sync::Arc<str>, image: Image) -> Frame {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::mjpeg::stopped;
 use crate::{
-    open, Backoff, CaptureError, FrameSource, MjpegStream, Reconnecting, RtspStream, SnapshotPoller, Timing,
-    V4l2Camera,
+    open_scaled, Backoff, CaptureError, FrameSource, MjpegStream, Reconnecting, RtspStream, SnapshotPoller,
+    Timing, V4l2Camera,
 };
 
 /// Where frames come from.
@@ -132,8 +132,9 @@ pub struct LiveOptions {
     pub stall_timeout: Duration,
     /// Delay between reconnection attempts.
     pub backoff: Backoff,
-    /// Decode JPEG frames at the reduced DCT scale that keeps the shorter side at least this many pixels
-    /// (the model input size); `None` decodes at full size.
+    /// Decode JPEG frames (live sources, and MJPEG video files opened through [`open_spec`]) at the reduced
+    /// DCT scale that keeps the shorter side at least this many pixels (the model input size); `None`
+    /// decodes at full size.
     pub decode_min_side: Option<u32>,
     /// V4L2 pixel format, frame size and rate to ask for (the camera may give the nearest it has).
     pub v4l2_format: V4l2Format,
@@ -166,7 +167,7 @@ impl Default for LiveOptions {
     }
 }
 
-/// Opens any source. Files and folders as [`open`] does; live sources wrapped in a [`Reconnecting`] source.
+/// Opens any source. Files and folders as [`crate::open_scaled`] does (with `opts.decode_min_side`); live sources wrapped in a [`Reconnecting`] source.
 /// Unless `opts.retry_first` is set, a live source whose first connection fails is a [`CaptureError::Open`].
 pub fn open_spec(
     spec: &SourceSpec,
@@ -175,7 +176,7 @@ pub fn open_spec(
 ) -> Result<Box<dyn FrameSource>, CaptureError> {
     let id = spec.display_id();
     let connect: Box<dyn FnMut() -> Result<Box<dyn FrameSource>, CaptureError> + Send> = match spec.clone() {
-        SourceSpec::Path(p) => return open(&p, timing),
+        SourceSpec::Path(p) => return open_scaled(&p, timing, opts.decode_min_side),
         SourceSpec::V4l2 { device } => {
             let o = opts.clone();
             Box::new(move || Ok(Box::new(V4l2Camera::open(&device, &o)?) as Box<dyn FrameSource>))

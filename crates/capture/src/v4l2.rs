@@ -1,105 +1,110 @@
-//! V4L2 cameras (`/dev/videoN`) through OpenCV's V4L2 backend: the pixel format (MJPEG or YUYV), frame size
-//! and rate are asked for when the device is opened, and what the driver actually gave is read back and
-//! logged. MJPEG frames are taken undecoded from the driver and decoded by vigil, at reduced DCT scale when
-//! the model input is much smaller than the frame.
+//! V4L2 cameras (`/dev/videoN`) through an `ffmpeg` child process (`-f v4l2`): the pixel format (MJPEG or
+//! YUYV), frame size and rate are asked for when the device is opened. MJPEG frames are passed through
+//! undecoded (`-c:v copy`) and decoded by vigil, at reduced DCT scale when the model input is much smaller
+//! than the frame; YUYV frames are converted by FFmpeg.
 
+use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
-use opencv::core::{Mat, MatTraitConst, MatTraitConstManual, Vector, CV_8UC1};
-use opencv::prelude::{VideoCaptureTrait, VideoCaptureTraitConst};
-use opencv::videoio::{self, VideoCapture};
 use tracing::{info, warn};
 use vigil_frame::Frame;
 
-use crate::mjpeg::stopped;
+use crate::ffmpeg::{FfmpegLive, Output};
 use crate::spec::{LiveOptions, V4l2Format};
-use crate::{decode_jpeg, frame, image_from_mat, CaptureError, FrameSource};
+use crate::{CaptureError, FrameSource};
 
-/// What the driver agreed to.
+/// The character-device major number of video4linux devices.
+const V4L2_MAJOR: u64 = 81;
+
+/// Time allowed for FFmpeg to open the device and start streaming.
+const START_ALLOWANCE: Duration = Duration::from_secs(3);
+
+/// What the camera gave.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Negotiated {
     pub fourcc: String,
     pub width: u32,
     pub height: u32,
+    /// The rate asked for (0 when none was): FFmpeg does not report the driver's.
     pub fps: f64,
 }
 
-/// The `VideoCapture` open parameters asking for `opts`' format, size and rate.
-pub(crate) fn open_params(opts: &LiveOptions) -> Vec<i32> {
-    let mut p = vec![videoio::CAP_PROP_FOURCC, opts.v4l2_format.fourcc_code()];
-    if let Some(w) = opts.width {
-        p.extend([videoio::CAP_PROP_FRAME_WIDTH, w as i32]);
-    }
-    if let Some(h) = opts.height {
-        p.extend([videoio::CAP_PROP_FRAME_HEIGHT, h as i32]);
+/// The `ffmpeg` input options asking for `opts`' format, size and rate, and the output it is read as.
+pub(crate) fn ffmpeg_args(device: &Path, opts: &LiveOptions) -> (Vec<OsString>, Output) {
+    let mut args: Vec<OsString> =
+        ["-hide_banner", "-nostdin", "-loglevel", "error", "-f", "v4l2"].iter().map(OsString::from).collect();
+    let input_format = match opts.v4l2_format {
+        V4l2Format::Mjpeg => "mjpeg",
+        V4l2Format::Yuyv => "yuyv422",
+    };
+    args.extend(["-input_format", input_format].iter().map(OsString::from));
+    if let (Some(w), Some(h)) = (opts.width, opts.height) {
+        args.extend(["-video_size".into(), format!("{w}x{h}").into()]);
     }
     if let Some(f) = opts.fps {
-        p.extend([videoio::CAP_PROP_FPS, f as i32]);
+        args.extend(["-framerate".into(), f.to_string().into()]);
     }
-    if opts.v4l2_format == V4l2Format::Mjpeg {
+    args.push("-i".into());
+    args.push(device.as_os_str().to_owned());
+    args.extend(["-map", "0:v:0"].iter().map(OsString::from));
+    let output = match opts.v4l2_format {
         // Hand over the compressed frame so it can be decoded at reduced scale.
-        p.extend([videoio::CAP_PROP_CONVERT_RGB, 0]);
+        V4l2Format::Mjpeg => Output::Mjpeg,
+        V4l2Format::Yuyv => Output::Ppm,
+    };
+    args.extend(output.args().into_iter().map(OsString::from));
+    (args, output)
+}
+
+/// Refuses a path that is not a video4linux character device.
+fn check_device(device: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(device).map_err(|_| "no such device".to_string())?;
+    let major = (meta.rdev() >> 8) & 0xfff;
+    if !meta.file_type().is_char_device() || major != V4L2_MAJOR {
+        return Err("not a V4L2 capture device".into());
     }
-    p
+    Ok(())
 }
 
 /// A V4L2 camera.
 pub struct V4l2Camera {
     id: Arc<str>,
-    cap: VideoCapture,
-    mat: Mat,
-    opts: LiveOptions,
+    live: FfmpegLive,
     negotiated: Negotiated,
-    started: Instant,
-    seq: u64,
 }
 
 impl V4l2Camera {
     pub fn open(device: &Path, opts: &LiveOptions) -> Result<Self, CaptureError> {
         let id: Arc<str> = device.display().to_string().into();
         let lost = |reason: String| CaptureError::Disconnected { source_id: id.to_string(), reason };
-        if !device.exists() {
-            return Err(lost("no such device".into()));
-        }
-        let params = Vector::<i32>::from_slice(&open_params(opts));
-        let cap = VideoCapture::from_file_with_params(device.as_os_str(), videoio::CAP_V4L2, &params)
-            .map_err(|e| lost(e.to_string()))?;
-        if !cap.is_opened().map_err(|e| lost(e.to_string()))? {
-            return Err(lost("not a V4L2 capture device, or busy".into()));
-        }
-        let get = |p| cap.get(p).unwrap_or(0.0);
-        let negotiated = Negotiated {
-            fourcc: V4l2Format::fourcc_text(get(videoio::CAP_PROP_FOURCC) as i32),
-            width: get(videoio::CAP_PROP_FRAME_WIDTH) as u32,
-            height: get(videoio::CAP_PROP_FRAME_HEIGHT) as u32,
-            fps: get(videoio::CAP_PROP_FPS),
-        };
+        check_device(device).map_err(lost)?;
+        let (args, output) = ffmpeg_args(device, opts);
+        let live = FfmpegLive::start(
+            id.clone(),
+            &args,
+            output,
+            None,
+            opts.connect_timeout + START_ALLOWANCE,
+            opts.stall_timeout,
+            opts.decode_min_side,
+            opts.stop.clone(),
+        )
+        .map_err(|reason| lost(format!("not a V4L2 capture device, busy, or no frame: {reason}")))?;
+        let (width, height) = live.first_size().unwrap_or((0, 0));
         let asked = std::str::from_utf8(&opts.v4l2_format.fourcc()).unwrap_or("?").to_string();
-        if negotiated.fourcc != asked
-            || opts.width.is_some_and(|w| w != negotiated.width)
-            || opts.height.is_some_and(|h| h != negotiated.height)
-        {
-            warn!(
-                "{id}: asked for {asked} {:?}x{:?}, the driver gave {negotiated:?}",
-                opts.width, opts.height
-            );
+        let negotiated = Negotiated { fourcc: asked, width, height, fps: opts.fps.map_or(0.0, f64::from) };
+        if opts.width.is_some_and(|w| w != width) || opts.height.is_some_and(|h| h != height) {
+            warn!("{id}: asked for {:?}x{:?}, the camera gives {negotiated:?}", opts.width, opts.height);
         } else {
             info!("{id}: {negotiated:?}");
         }
-        Ok(Self {
-            id,
-            cap,
-            mat: Mat::default(),
-            opts: opts.clone(),
-            negotiated,
-            started: Instant::now(),
-            seq: 0,
-        })
+        Ok(Self { id, live, negotiated })
     }
 
-    /// The format, size and rate the driver gave.
+    /// The format, size and rate the camera gave.
     pub fn negotiated(&self) -> &Negotiated {
         &self.negotiated
     }
@@ -115,28 +120,7 @@ impl FrameSource for V4l2Camera {
     }
 
     fn next_frame(&mut self) -> Result<Option<Frame>, CaptureError> {
-        if stopped(&self.opts.stop) {
-            return Ok(None);
-        }
-        let lost = |reason: String| CaptureError::Disconnected { source_id: self.id.to_string(), reason };
-        if !self.cap.read(&mut self.mat).map_err(|e| lost(e.to_string()))? || self.mat.empty() {
-            return Err(lost("the device gave no frame (unplugged or stalled)".into()));
-        }
-        let seq = self.seq;
-        self.seq += 1;
-        let t = self.started.elapsed().as_secs_f64();
-        // A single row of bytes is the undecoded MJPEG frame; otherwise OpenCV converted it to BGR.
-        let image = if self.mat.typ() == CV_8UC1 && self.mat.rows() == 1 {
-            let bytes = self.mat.data_bytes().map_err(|e| lost(e.to_string()))?.to_vec();
-            decode_jpeg(&bytes, &self.id, seq, self.opts.decode_min_side)?
-        } else {
-            image_from_mat(&self.mat).map_err(|reason| CaptureError::CorruptFrame {
-                source_id: self.id.to_string(),
-                seq,
-                reason,
-            })?
-        };
-        Ok(Some(frame(seq, t, &self.id, image)))
+        self.live.next_frame()
     }
 }
 
@@ -144,19 +128,27 @@ impl FrameSource for V4l2Camera {
 mod tests {
     use super::*;
 
+    fn text(args: &[OsString]) -> String {
+        args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+    }
+
     #[test]
     fn the_open_parameters_ask_for_format_size_and_rate() {
         let opts =
             LiveOptions { width: Some(1280), height: Some(720), fps: Some(15), ..LiveOptions::default() };
-        let p = open_params(&opts);
-        let pairs: Vec<(i32, i32)> = p.chunks(2).map(|c| (c[0], c[1])).collect();
-        assert!(pairs.contains(&(videoio::CAP_PROP_FOURCC, 0x4750_4A4D)));
-        assert!(pairs.contains(&(videoio::CAP_PROP_FRAME_WIDTH, 1280)));
-        assert!(pairs.contains(&(videoio::CAP_PROP_FRAME_HEIGHT, 720)));
-        assert!(pairs.contains(&(videoio::CAP_PROP_FPS, 15)));
-        assert!(pairs.contains(&(videoio::CAP_PROP_CONVERT_RGB, 0)));
-        let yuyv = open_params(&LiveOptions { v4l2_format: V4l2Format::Yuyv, ..LiveOptions::default() });
-        assert_eq!(yuyv, vec![videoio::CAP_PROP_FOURCC, 0x5659_5559]);
+        let (args, output) = ffmpeg_args(Path::new("/dev/video0"), &opts);
+        let t = text(&args);
+        assert!(
+            t.contains("-f v4l2 -input_format mjpeg -video_size 1280x720 -framerate 15 -i /dev/video0"),
+            "{t}"
+        );
+        assert!(t.contains("-c:v copy -f mjpeg pipe:1"), "{t}");
+        assert_eq!(output, Output::Mjpeg);
+        let yuyv = LiveOptions { v4l2_format: V4l2Format::Yuyv, ..LiveOptions::default() };
+        let (args, output) = ffmpeg_args(Path::new("/dev/video0"), &yuyv);
+        let t = text(&args);
+        assert!(t.contains("-input_format yuyv422 -i /dev/video0") && !t.contains("-video_size"), "{t}");
+        assert_eq!(output, Output::Ppm);
     }
 
     #[test]

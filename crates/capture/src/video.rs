@@ -1,128 +1,95 @@
-//! Video files through OpenCV's FFmpeg backend.
+//! Video files. MJPEG in Matroska (`.mkv`, what printer cameras record and vigil's footage uses) is demuxed
+//! in-process ([`crate::mkv`]) and each JPEG decoded by TurboJPEG, at a reduced DCT scale when asked; media
+//! time comes from the block timecodes. Anything else (H.264 `.mp4`, AVI, other codecs) is read through an
+//! `ffmpeg` child process ([`crate::ffmpeg`]).
 
 use std::path::Path;
 use std::sync::Arc;
 
-use opencv::core::{Mat, MatTraitConst, MatTraitConstManual};
-use opencv::prelude::{VideoCaptureTrait, VideoCaptureTraitConst};
-use opencv::videoio::{self, VideoCapture};
-use vigil_frame::{Frame, Image, ImagePool};
+use vigil_frame::{Frame, ImagePool};
 
+use crate::decode::JpegDecoder;
+use crate::ffmpeg::FfmpegFile;
+use crate::mkv::{looks_like_matroska, MkvReader, Next};
 use crate::{CaptureError, FrameSource, Timing};
-
-/// Consecutive unreadable frames after which a file is taken to end.
-const MAX_READ_RETRIES: u64 = 16;
 
 /// Pixel buffers kept for reuse: more than the frames the pipeline holds at once (its bounded queues and one
 /// frame per stage), so that in the steady state no frame allocates.
 const POOLED_FRAMES: usize = 24;
 
-/// A video file. A frame the decoder cannot read keeps its index and is reported as
-/// [`CaptureError::CorruptFrame`]; a file that ends before the frame count its
-/// header declares is reported as [`CaptureError::Truncated`].
+/// A video file. A frame that cannot be decoded keeps its index and is reported as
+/// [`CaptureError::CorruptFrame`]; a file that ends before the frame count its header declares, or inside
+/// a cluster, is reported as [`CaptureError::Truncated`] after the frames before the cut.
 pub struct VideoFile {
     id: Arc<str>,
-    cap: VideoCapture,
-    mat: Mat,
-    pool: ImagePool,
+    inner: Inner,
     timing: Timing,
-    fps: f64,
-    declared: Option<u64>,
-    /// Index the next frame should have.
     next_seq: u64,
-    /// Frames known to be missing before the one held in `pending`.
-    gap: Option<(u64, u64)>,
-    pending: Option<Frame>,
     finished: bool,
 }
 
+enum Inner {
+    Mkv { demux: Box<MkvReader>, jpeg: JpegDecoder, pool: ImagePool, buf: Vec<u8> },
+    Ffmpeg(Box<FfmpegFile>),
+}
+
 impl VideoFile {
+    /// Opens a file, decoding frames at full size.
     pub fn open(path: &Path, timing: Timing) -> Result<Self, CaptureError> {
+        Self::open_scaled(path, timing, None)
+    }
+
+    /// Opens a file; with `decode_min_side`, JPEG frames (MJPEG video) are decoded at the reduced DCT scale
+    /// that keeps the shorter side at least that many pixels ([`crate::reduction_for`]).
+    pub fn open_scaled(
+        path: &Path,
+        timing: Timing,
+        decode_min_side: Option<u32>,
+    ) -> Result<Self, CaptureError> {
         let open_err = |reason: String| CaptureError::Open { path: path.to_path_buf(), reason };
         if !path.is_file() {
             return Err(open_err("no such file".into()));
         }
-        let cap = VideoCapture::from_file(path.as_os_str(), videoio::CAP_FFMPEG)
-            .map_err(|e| open_err(e.to_string()))?;
-        if !cap.is_opened().map_err(|e| open_err(e.to_string()))? {
-            return Err(open_err("not a video OpenCV can read".into()));
-        }
-        let fps = cap.get(videoio::CAP_PROP_FPS).unwrap_or(0.0);
-        let count = cap.get(videoio::CAP_PROP_FRAME_COUNT).unwrap_or(0.0);
-        let declared = (count.is_finite() && count >= 1.0).then_some(count as u64);
-        Ok(Self {
-            id: path.display().to_string().into(),
-            cap,
-            mat: Mat::default(),
-            pool: ImagePool::new(POOLED_FRAMES),
-            timing,
-            fps,
-            declared,
-            next_seq: 0,
-            gap: None,
-            pending: None,
-            finished: false,
-        })
+        let mkv = looks_like_matroska(path).then(|| MkvReader::open(path)).and_then(Result::ok);
+        let inner = match mkv {
+            Some(demux) if demux.info.codec_id == "V_MJPEG" => Inner::Mkv {
+                demux: Box::new(demux),
+                jpeg: JpegDecoder::new(decode_min_side).map_err(open_err)?,
+                pool: ImagePool::new(POOLED_FRAMES),
+                buf: Vec::new(),
+            },
+            // Other codecs in Matroska, other containers, and Matroska files this reader does not follow.
+            _ => Inner::Ffmpeg(Box::new(
+                FfmpegFile::open(path, timing, decode_min_side)
+                    .map_err(|e| open_err(format!("not a video ffmpeg can read: {e}")))?,
+            )),
+        };
+        Ok(Self { id: path.display().to_string().into(), inner, timing, next_seq: 0, finished: false })
     }
 
     /// Frames per second the container declares (0 when unknown).
     pub fn fps(&self) -> f64 {
-        self.fps
+        match &self.inner {
+            Inner::Mkv { demux, .. } => demux.info.fps(),
+            Inner::Ffmpeg(f) => f.fps(),
+        }
     }
 
-    fn read_one(&mut self) -> Result<Option<Frame>, CaptureError> {
-        // The FFmpeg backend gives up on a packet it cannot decode; the demuxer has moved on by then, so
-        // retrying reads the frames after it. Stop after a run of failures (end of file or a broken tail).
-        let mut failures = 0;
-        loop {
-            if self.cap.read(&mut self.mat)? && !self.mat.empty() {
-                break;
-            }
-            failures += 1;
-            let more_declared = self.declared.is_some_and(|d| self.next_seq + failures < d);
-            if !more_declared || failures > MAX_READ_RETRIES {
-                return Ok(None);
-            }
+    fn declared(&self) -> Option<u64> {
+        match &self.inner {
+            Inner::Mkv { demux, .. } => demux.info.declared_frames(),
+            Inner::Ffmpeg(f) => f.declared(),
         }
-        // Each failed read before this frame was one frame the decoder could not read.
-        let seq = self.next_seq + failures;
-        let t = match self.timing {
-            Timing::Interval(s) => seq as f64 * s,
-            Timing::Media => {
-                let ms = self.cap.get(videoio::CAP_PROP_POS_MSEC).unwrap_or(f64::NAN);
-                if ms.is_finite() && ms >= 0.0 {
-                    ms / 1e3
-                } else if self.fps > 0.0 {
-                    seq as f64 / self.fps
-                } else {
-                    seq as f64
-                }
-            }
-        };
-        let image = pooled_copy(&mut self.pool, &self.mat).map_err(|reason| CaptureError::CorruptFrame {
+    }
+
+    fn truncated(&self, declared: Option<u64>, reason: String) -> CaptureError {
+        CaptureError::Truncated {
             source_id: self.id.to_string(),
-            seq,
+            last_seq: self.next_seq.saturating_sub(1),
+            declared: declared.unwrap_or(self.next_seq + 1),
             reason,
-        })?;
-        Ok(Some(Frame::from_shared(seq, t, self.id.clone(), image)))
-    }
-}
-
-/// Copies a decoded 8-bit BGR or gray `mat` into a buffer from `pool`.
-fn pooled_copy(pool: &mut ImagePool, mat: &Mat) -> Result<Arc<Image>, String> {
-    let (format, w, h) = crate::mat_layout(mat)?;
-    if !mat.is_continuous() {
-        let image = crate::image_from_mat(mat)?;
-        return Ok(Arc::new(image));
-    }
-    let bytes = mat.data_bytes().map_err(|e| e.to_string())?;
-    pool.fill(w, h, format, |dst| {
-        if dst.len() != bytes.len() {
-            return Err(format!("decoded {} bytes for a {w}x{h} frame", bytes.len()));
         }
-        dst.copy_from_slice(bytes);
-        Ok(())
-    })
+    }
 }
 
 impl FrameSource for VideoFile {
@@ -131,53 +98,49 @@ impl FrameSource for VideoFile {
     }
 
     fn next_frame(&mut self) -> Result<Option<Frame>, CaptureError> {
-        if let Some((from, to)) = self.gap {
-            // Report each missing frame once, then hand out the frame read after the gap.
-            if from < to {
-                self.gap = Some((from + 1, to));
-                return Err(CaptureError::CorruptFrame {
-                    source_id: self.id.to_string(),
-                    seq: from,
-                    reason: "the decoder could not read this frame".into(),
-                });
-            }
-            self.gap = None;
-            let f = self.pending.take();
-            if let Some(f) = &f {
-                self.next_seq = f.seq + 1;
-            }
-            return Ok(f);
-        }
         if self.finished {
             return Ok(None);
         }
-        match self.read_one()? {
-            Some(f) if f.seq > self.next_seq => {
-                self.gap = Some((self.next_seq, f.seq));
-                self.pending = Some(f);
-                self.next_frame()
-            }
-            Some(f) => {
-                self.next_seq = f.seq + 1;
-                Ok(Some(f))
-            }
-            None => {
+        let declared = self.declared();
+        let Inner::Mkv { demux, jpeg, pool, buf } = &mut self.inner else {
+            let Inner::Ffmpeg(f) = &mut self.inner else { return Ok(None) };
+            return f.next_frame();
+        };
+        let next = demux.next_packet(buf);
+        let (offset, t) = match next {
+            Ok(Next::Packet { offset, t }) => (offset, t),
+            Ok(Next::End) => {
                 self.finished = true;
-                match self.declared {
-                    // Containers round their declared count; one frame short is not a truncation.
-                    Some(declared) if self.next_seq + 1 < declared => Err(CaptureError::Truncated {
-                        source_id: self.id.to_string(),
-                        last_seq: self.next_seq.saturating_sub(1),
-                        declared,
-                        reason: "the file ends early or the rest cannot be decoded".into(),
-                    }),
+                // Containers round their declared count; one frame short is not a truncation.
+                return match declared {
+                    Some(d) if self.next_seq + 1 < d => Err(self
+                        .truncated(declared, "the file ends before the frames its header declares".into())),
                     _ => Ok(None),
-                }
+                };
             }
-        }
+            Ok(Next::Cut { in_cluster, reason }) => {
+                self.finished = true;
+                let short = declared.is_some_and(|d| self.next_seq + 1 < d);
+                return if in_cluster || short { Err(self.truncated(declared, reason)) } else { Ok(None) };
+            }
+            Err(reason) => {
+                self.finished = true;
+                return Err(self.truncated(declared, format!("unreadable container data: {reason}")));
+            }
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let t = match self.timing {
+            Timing::Interval(s) => seq as f64 * s,
+            Timing::Media => t,
+        };
+        let image = jpeg
+            .decode_pooled(&buf[offset..], pool)
+            .map_err(|reason| CaptureError::CorruptFrame { source_id: self.id.to_string(), seq, reason })?;
+        Ok(Some(Frame::from_shared(seq, t, self.id.clone(), image)))
     }
 
     fn len_hint(&self) -> Option<u64> {
-        self.declared
+        self.declared()
     }
 }

@@ -345,3 +345,34 @@ fn rtsp_from_gstreamer_is_read_and_recovers_when_the_server_is_killed() {
     assert!(seq >= 5);
     drop(server);
 }
+
+#[test]
+fn a_dead_rtsp_url_is_an_open_error_naming_it_and_never_shows_its_password() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let port = free_port();
+    let spec = SourceSpec::parse(&format!("rtsp://admin:hunter2@127.0.0.1:{port}/cam"), None).unwrap();
+    let t = Instant::now();
+    let err = open_spec(&spec, Timing::Media, &options(Duration::from_secs(20))).err().unwrap();
+    let msg = err.to_string();
+    eprintln!("dead rtsp: {msg} after {:?}", t.elapsed());
+    assert!(matches!(err, CaptureError::Open { .. }), "{msg}");
+    assert!(msg.contains(&format!("rtsp://127.0.0.1:{port}/cam")) && !msg.contains("hunter2"), "{msg}");
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+}
+
+#[test]
+fn a_stalled_rtsp_server_is_an_outage_after_the_stall_timeout() {
+    let port = free_port();
+    let Some(server) = rtsp_server(port) else { return };
+    wait_for_port(port, Duration::from_secs(5));
+    let spec = SourceSpec::parse(&format!("rtsp://127.0.0.1:{port}/cam"), None).unwrap();
+    let mut src = open_spec(&spec, Timing::Media, &options(Duration::from_secs(30))).unwrap();
+    assert_eq!(frames(&mut src, 3), vec![(320, 240); 3]);
+    server.signal("-STOP");
+    let stall = until_outage(&mut src);
+    server.signal("-CONT");
+    eprintln!("rtsp stall: outage seen after {stall:?}");
+    assert!(stall >= Duration::from_millis(1000) && stall < Duration::from_secs(5), "{stall:?}");
+}
