@@ -13,9 +13,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
-use opencv::core::{Mat, MatTraitConst, MatTraitConstManual, Vector};
-use opencv::prelude::{VideoCaptureTrait, VideoCaptureTraitConst};
-use opencv::videoio;
 use serde_json::json;
 use vigil_detect::runtime::{self, ort};
 use vigil_detect::{Judge, JudgeConfig, OnnxModel, PreparedModel, Preprocessor};
@@ -106,22 +103,22 @@ fn mean_ms<T>(items: &[T], mut f: impl FnMut(&T) -> Result<()>) -> Result<f64> {
     Ok(started.elapsed().as_secs_f64() * 1e3 / items.len().max(1) as f64)
 }
 
-/// The encoded frames of an MJPEG file as stored (FFmpeg's raw packets); empty for other codecs.
-fn raw_jpegs(path: &Path, max: usize) -> Result<Vec<Vec<u8>>> {
-    let mut cap = videoio::VideoCapture::from_file(path.as_os_str(), videoio::CAP_FFMPEG)?;
-    if !cap.is_opened()? || !cap.set(videoio::CAP_PROP_FORMAT, -1.0)? {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    let mut mat = Mat::default();
-    while out.len() < max && cap.read(&mut mat)? {
-        let bytes = mat.data_bytes()?.to_vec();
-        if vigil_capture::jpeg_size(&bytes).is_none() {
-            return Ok(Vec::new());
+/// Reads up to `max` frames of `path` decoded at the reduced scale for a `min_side` model input; the count.
+fn read_scaled(path: &Path, max: usize, min_side: u32) -> Result<usize> {
+    let mut src = vigil_capture::open_scaled(path, vigil_capture::Timing::Media, Some(min_side))?;
+    let mut read = 0;
+    while read < max {
+        match src.next_frame() {
+            Ok(Some(f)) => {
+                std::hint::black_box(f);
+                read += 1;
+            }
+            Ok(None) => break,
+            Err(e) if e.is_recoverable() => continue,
+            Err(e) => return Err(e.into()),
         }
-        out.push(bytes);
     }
-    Ok(out)
+    Ok(read)
 }
 
 fn stages(cli: &Cli, path: &Path, n: usize) -> Result<()> {
@@ -138,11 +135,18 @@ fn stages(cli: &Cli, path: &Path, n: usize) -> Result<()> {
     out.insert("size".into(), json!(format!("{w}x{h}")));
     out.insert("threads".into(), json!(cli.threads));
 
-    // Decode: the video file as vigil reads it, then the stored JPEGs at full and at reduced DCT scale.
+    // Decode: the video file as vigil reads it (full size, and at the reduced DCT scale for the model's
+    // input), then the stored JPEGs alone at full and at reduced DCT scale.
     let started = Instant::now();
     let read = vigil_benches::frames(path, n)?.len();
     out.insert("decode_video_ms".into(), json!(started.elapsed().as_secs_f64() * 1e3 / read.max(1) as f64));
-    let jpegs = raw_jpegs(path, n)?;
+    let started = Instant::now();
+    let read = read_scaled(path, n, size)?;
+    out.insert(
+        "decode_video_reduced_ms".into(),
+        json!(started.elapsed().as_secs_f64() * 1e3 / read.max(1) as f64),
+    );
+    let jpegs = vigil_capture::mjpeg_packets(path, n)?;
     if !jpegs.is_empty() {
         let full = mean_ms(&jpegs, |b| Ok(vigil_capture::decode_jpeg(b, "bench", 0, None).map(drop)?))?;
         let reduced =
@@ -201,15 +205,10 @@ fn stages(cli: &Cli, path: &Path, n: usize) -> Result<()> {
     let jpeg = match jpeg {
         Some(j) => j,
         None => {
-            let mut v = Vector::<u8>::new();
-            let mat = Mat::new_rows_cols_with_data(
-                h as i32,
-                (w as usize * frames[0].image.format().channels()) as i32,
-                frames[0].image.data(),
-            )?;
-            let mat = mat.reshape(frames[0].image.format().channels() as i32, h as i32)?;
-            opencv::imgcodecs::imencode(".jpg", &mat, &mut v, &Vector::new())?;
-            v.as_slice().to_vec()
+            let img = &frames[0].image;
+            vigil_capture::JpegEncoder::new()
+                .and_then(|mut e| e.encode(img.data(), w, h, img.format(), 90).map(<[u8]>::to_vec))
+                .map_err(anyhow::Error::msg)?
         }
     };
     let record = vigil_telemetry::EventRecord {

@@ -36,7 +36,7 @@ pub use snapshot::SnapshotPoller;
 pub use spec::{open_spec, LiveOptions, SourceSpec, V4l2Format};
 pub use turbo::Compressor as JpegEncoder;
 pub use v4l2::V4l2Camera;
-pub use video::VideoFile;
+pub use video::{mjpeg_packets, VideoFile};
 
 use std::path::{Path, PathBuf};
 use vigil_frame::{Frame, Image};

@@ -144,3 +144,25 @@ impl FrameSource for VideoFile {
         self.declared()
     }
 }
+
+/// Up to `max` JPEG frames of an MJPEG Matroska file, as stored (for measuring decoding on its own); empty
+/// for any other file.
+pub fn mjpeg_packets(path: &Path, max: usize) -> Result<Vec<Vec<u8>>, CaptureError> {
+    let open_err = |reason: String| CaptureError::Open { path: path.to_path_buf(), reason };
+    if !looks_like_matroska(path) {
+        return Ok(Vec::new());
+    }
+    let mut demux = MkvReader::open(path).map_err(open_err)?;
+    if demux.info.codec_id != "V_MJPEG" {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    while out.len() < max {
+        match demux.next_packet(&mut buf).map_err(open_err)? {
+            Next::Packet { offset, .. } => out.push(buf[offset..].to_vec()),
+            Next::End | Next::Cut { .. } => break,
+        }
+    }
+    Ok(out)
+}
