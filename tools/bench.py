@@ -12,6 +12,9 @@ process pinned with `taskset -c CPUS`, on a short and a long clip (the footage l
   python  tools/bench/baseline.py: opencv-python decode + resize + normalise, onnxruntime-python
           (pinned in tools/bench/requirements.txt, installed into .local/bench-venv from PyPI)
 
+All three run with the fp32 model (--model) and again with each models/*int8*.onnx (the model the ARM build
+uses by default), so each ratio compares the same model; --no-int8 skips the int8 rows.
+
 Start-up is excluded: the cost per frame is the difference of wall times (long - short) over the difference of
 frame counts; the median over the repetitions is used. Peak RSS is each process's own (wait4). Then the
 per-stage costs (`vigil-perf stages`) on the same frames. Results go to stdout (markdown) and
@@ -124,6 +127,7 @@ def main():
     ap.add_argument("--footage", type=Path)
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "failure.onnx")
     ap.add_argument("--no-1080p", action="store_true")
+    ap.add_argument("--no-int8", action="store_true", help="skip the rows for the int8 model")
     ap.add_argument("--no-build", action="store_true", help="use the release binaries already built")
     a = ap.parse_args()
 
@@ -145,7 +149,8 @@ def main():
     sets = [("640x480", None)] + ([] if a.no_1080p else [("1080p", "1920:1080")])
     report = {"threads": a.threads, "cpus": a.cpus, "reps": a.reps, "footage": str(footage),
               "model": str(a.model), "host": os.uname().nodename, "cpu": cpu_name(), "sets": {}}
-    int8 = sorted(p for p in (ROOT / "models").glob("*int8*.onnx"))
+    models = [("fp32", a.model)] + ([] if a.no_int8 else
+                                    [("int8", m) for m in sorted((ROOT / "models").glob("*int8*.onnx"))])
     for tag, scale in sets:
         short_p, long_p = clips(footage, f"{footage.stem}-{tag}", a.short, a.long, scale)
         short, long = (short_p, a.short), (long_p, a.long)
@@ -154,24 +159,24 @@ def main():
         # Interleaved: each tool's short and long runs follow each other, tools take turns per repetition.
         for rep in range(a.reps):
             one = {}
-            measure("limit", lambda c: [*pin, perf, "--model", a.model, "--threads", str(a.threads), "limit",
-                                        c[0], "--frames", str(c[1])], short, long, 1, one)
-            measure("vigil", lambda c: [*pin, vigil, "--config", cfg, "--model", a.model, "replay", c[0],
-                                        "--summary", LOCAL / f"summary-{tag}-{c[1]}.json"], short, long, 1, one)
-            measure("python", lambda c: [*pin, py, ROOT / "tools/bench/baseline.py", a.model, c[0],
-                                         "--threads", str(a.threads)], short, long, 1, one)
-            for m in int8:
-                measure(f"limit:{m.name}", lambda c, m=m: [*pin, perf, "--model", m, "--threads",
-                                                            str(a.threads), "limit", c[0], "--frames", str(c[1])],
-                        short, long, 1, one)
+            for kind, model in models:
+                sfx = "" if kind == "fp32" else f"@{kind}"
+                measure(f"limit{sfx}", lambda c, m=model: [*pin, perf, "--model", m, "--threads", str(a.threads),
+                                                           "limit", c[0], "--frames", str(c[1])], short, long, 1, one)
+                measure(f"vigil{sfx}", lambda c, m=model, sfx=sfx: [
+                    *pin, vigil, "--config", cfg, "--model", m, "replay", c[0],
+                    "--summary", LOCAL / f"summary-{tag}{sfx}-{c[1]}.json"], short, long, 1, one)
+                measure(f"python{sfx}", lambda c, m=model: [*pin, py, ROOT / "tools/bench/baseline.py", m, c[0],
+                                                            "--threads", str(a.threads)], short, long, 1, one)
             for k, v in one.items():
                 r.setdefault(k, {"runs_ms": [], "peak_rss_mb": 0.0})
                 r[k]["runs_ms"] += v["all_ms"]
                 r[k]["peak_rss_mb"] = max(r[k]["peak_rss_mb"], v["peak_rss_mb"])
         for v in r.values():
             v["ms_per_frame"] = statistics.median(v["runs_ms"])
-        summary = json.loads((LOCAL / f"summary-{tag}-{a.long}.json").read_text())
-        r["vigil"]["summary"] = summary
+        for kind, _ in models:
+            sfx = "" if kind == "fp32" else f"@{kind}"
+            r[f"vigil{sfx}"]["summary"] = json.loads((LOCAL / f"summary-{tag}{sfx}-{a.long}.json").read_text())
         _, _, st = timed([*pin, perf, "--model", a.model, "--threads", str(a.threads), "stages", long_p,
                           "--frames", "100"])
         r["stages"] = json.loads(st)
@@ -194,23 +199,23 @@ def cpu_name():
 def print_table(report, a):
     print(f"\nthreads {report['threads']}, taskset -c {report['cpus']}, {report['cpu']}; "
           f"start-up excluded ({a.long} - {a.short} frames), median of {report['reps']} runs\n")
-    print("| footage | limit ms/frame | vigil ms/frame | python ms/frame | vigil / limit frames/s | "
+    print("| footage, model | limit ms/frame | vigil ms/frame | python ms/frame | vigil / limit frames/s | "
           "vigil beyond inference / python's | vigil / python frames/s | vigil p50 / p99 ms | "
           "peak RSS vigil / python MiB (ratio) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for tag, r in report["sets"].items():
-        lim, vig, py = (r[k]["ms_per_frame"] for k in ("limit", "vigil", "python"))
-        s = r["vigil"]["summary"]
-        beyond_v, beyond_p = vig - lim, py - lim
-        print(f"| {tag} | {lim:.2f} | {vig:.2f} | {py:.2f} | {lim / vig:.2f}x | "
-              f"{beyond_v:.2f} / {beyond_p:.2f} = {beyond_v / beyond_p:.2f}x | {py / vig:.2f}x | "
-              f"{s['interval_ms_p50']:.2f} / {s['interval_ms_p99']:.2f} | "
-              f"{r['vigil']['peak_rss_mb']:.1f} / {r['python']['peak_rss_mb']:.1f} "
-              f"({r['vigil']['peak_rss_mb'] / r['python']['peak_rss_mb']:.2f}x) |")
-        for k, v in r.items():
-            if k.startswith("limit:"):
-                print(f"| {tag} int8 ({k[6:]}) | {v['ms_per_frame']:.2f} | | | fp32/int8 speed-up "
-                      f"{lim / v['ms_per_frame']:.2f}x | | | | |")
+        for sfx in [k[5:] for k in r if k.startswith("vigil")]:
+            lim, vig, py = (r[k + sfx]["ms_per_frame"] for k in ("limit", "vigil", "python"))
+            s = r["vigil" + sfx]["summary"]
+            beyond_v, beyond_p = vig - lim, py - lim
+            rv, rp = r["vigil" + sfx]["peak_rss_mb"], r["python" + sfx]["peak_rss_mb"]
+            print(f"| {tag} {sfx[1:] or 'fp32'} | {lim:.2f} | {vig:.2f} | {py:.2f} | {lim / vig:.2f}x | "
+                  f"{beyond_v:.2f} / {beyond_p:.2f} = {beyond_v / beyond_p:.2f}x | {py / vig:.2f}x | "
+                  f"{s['interval_ms_p50']:.2f} / {s['interval_ms_p99']:.2f} | "
+                  f"{rv:.1f} / {rp:.1f} ({rv / rp:.2f}x) |")
+        if "limit@int8" in r:
+            print(f"| {tag}: int8 speed-up of bare inference | {r['limit']['ms_per_frame'] / r['limit@int8']['ms_per_frame']:.2f}x |"
+                  " | | | | | | |")
     print("\nper stage, ms/frame (vigil-perf stages, 100 frames of the long clip):\n")
     keys = ["decode_video_ms", "decode_jpeg_full_ms", "decode_jpeg_reduced_ms", "preprocess_ms", "infer_ms",
             "score_ms", "redact_encode_ms", "zstd_record_ms", "spool_write_bundle_ms"]
