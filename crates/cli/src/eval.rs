@@ -123,9 +123,10 @@ pub fn run(args: Args, cfg: vigil_pipeline::Config, model: Option<PathBuf>) -> R
             c.events.iter().map(|e| format!("{:?}@{}", e.kind, e.frame).to_lowercase()).collect();
         writeln!(
             out,
-            "clip {}: {} frames, events [{}], false failures {}, onset to failure {}",
+            "clip {}: {} frames ({} left out by the quality gate), events [{}], false failures {}, onset to failure {}",
             c.path,
             c.frames,
+            c.unjudged,
             events.join(", "),
             c.false_failures,
             match (c.onset_frame, c.onset_to_failure_s) {

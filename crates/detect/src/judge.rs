@@ -23,9 +23,21 @@
 //! grate, glare) for many minutes, the part of the baseline above [`BASELINE_FLOOR`] is subtracted from the
 //! score before it is compared with the warning threshold, so the look-alike stops raising warnings. The
 //! failure threshold is compared with the raw score: a score held above it always raises `failure`.
+//!
+//! The *quality gate* keeps frames the model cannot judge out of the evidence. [`Judge::observe_frame`] takes
+//! a [`FrameQuality`] (sharpness, brightness and contrast of a 64x64 gray copy, measured with
+//! [`FrameQuality::measure`]); a frame whose sharpness is below `gate_sharpness` times, or whose contrast is
+//! below `gate_contrast` times, the camera's recent reference is *unjudgeable*: a camera refocusing, a fade
+//! to black, a light switched off, a lens fogging, a frame caught mid-transition. An unjudgeable frame neither
+//! adds evidence nor resets or decays it, never raises an event and is not learned by the baseline (its score
+//! is still reported by the caller). The reference is the camera's own recent history: it jumps up to a frame
+//! sharper (or more contrasted) than it and falls towards a lower one with time constant `gate_memory_s`, so it
+//! needs no warm-up (the first frame sets it and is judged) and a camera that changes for good is judged
+//! again within a few `gate_memory_s` (about 2.3 for frames 20 times less sharp than before). Frames given without a quality ([`Judge::observe`]) are always
+//! judged.
 
 use serde::{Deserialize, Serialize};
-use vigil_frame::Rect;
+use vigil_frame::{Image, PixelFormat, Rect};
 
 use crate::model::Region;
 
@@ -85,6 +97,15 @@ pub struct JudgeConfig {
     pub escalate_s: f64,
     /// Media seconds for the per-camera baseline to learn a look-alike (time constant). Default 900; > 0.
     pub baseline_s: f64,
+    /// Quality gate: a frame whose sharpness is below this fraction of the camera's recent sharpness is not
+    /// judged (blurred, faded, mid-transition). Default 0.35; range [0, 1); 0 turns this check off.
+    pub gate_sharpness: f32,
+    /// Quality gate: a frame whose contrast is below this fraction of the camera's recent contrast is not
+    /// judged (dark, faded, washed out). Default 0.5; range [0, 1); 0 turns this check off.
+    pub gate_contrast: f32,
+    /// Media seconds for the quality gate's reference to fall to a lower level (time constant; it rises at
+    /// once). Default 30; range (0, 86400].
+    pub gate_memory_s: f64,
 }
 
 impl Default for JudgeConfig {
@@ -99,6 +120,9 @@ impl Default for JudgeConfig {
             cooldown_s: 300.0,
             escalate_s: 600.0,
             baseline_s: 900.0,
+            gate_sharpness: 0.35,
+            gate_contrast: 0.5,
+            gate_memory_s: 30.0,
         }
     }
 }
@@ -155,7 +179,121 @@ impl JudgeConfig {
         if !(self.baseline_s > 0.0 && self.baseline_s.is_finite()) {
             return bad("baseline_s", self.baseline_s, "> 0");
         }
+        if !(self.gate_sharpness >= 0.0 && self.gate_sharpness < 1.0) {
+            return bad("gate_sharpness", self.gate_sharpness as f64, "[0, 1)");
+        }
+        if !(self.gate_contrast >= 0.0 && self.gate_contrast < 1.0) {
+            return bad("gate_contrast", self.gate_contrast as f64, "[0, 1)");
+        }
+        if !(self.gate_memory_s > 0.0 && self.gate_memory_s <= 86_400.0) {
+            return bad("gate_memory_s", self.gate_memory_s, "(0, 86400]");
+        }
         Ok(())
+    }
+}
+
+/// Cheap statistics of one frame for the quality gate, measured on a small gray copy (at most 64x64 cells,
+/// each the mean of a few sampled pixels). Only their ratios to the same camera's recent frames matter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FrameQuality {
+    /// Variance of the 4-neighbour Laplacian of the gray copy: low when blurred or faded.
+    pub sharpness: f32,
+    /// Mean gray level, 0 to 255.
+    pub brightness: f32,
+    /// Standard deviation of the gray levels: low when dark, faded or washed out.
+    pub contrast: f32,
+}
+
+/// Side of the gray copy [`FrameQuality::measure`] works on.
+const GRID: usize = 64;
+/// Pixels sampled per row and column at most (evenly spaced), so a 1080p frame costs as much as a 256x256 one.
+const SAMPLES: usize = 256;
+
+impl FrameQuality {
+    /// Measures `image`. Allocates nothing; about 65,000 pixels read whatever the frame size.
+    pub fn measure(image: &Image) -> Self {
+        let (w, h) = (image.width() as usize, image.height() as usize);
+        let ch = image.format().channels();
+        let (gw, gh) = (w.min(GRID), h.min(GRID));
+        if gw == 0 || gh == 0 {
+            return Self::default();
+        }
+        let (sx, sy) = ((w / SAMPLES).max(1), (h / SAMPLES).max(1));
+        let mut sum = [0f32; GRID * GRID];
+        let mut count = [0u32; GRID * GRID];
+        let format = image.format();
+        for (y, row) in image.data().chunks_exact(w * ch).enumerate().step_by(sy) {
+            let base = y * gh / h * gw;
+            for (x, px) in row.chunks_exact(ch).enumerate().step_by(sx) {
+                let v = match (format, px) {
+                    (PixelFormat::Gray8, [g, ..]) => *g as f32,
+                    // Blue and red weigh the same, so the order does not matter.
+                    (_, [a, g, b, ..]) => (*a as f32 + 2.0 * *g as f32 + *b as f32) / 4.0,
+                    _ => 0.0,
+                };
+                let i = base + x * gw / w;
+                sum[i] += v;
+                count[i] += 1;
+            }
+        }
+        let n = gw * gh;
+        let mut cells = [0f32; GRID * GRID];
+        for i in 0..n {
+            cells[i] = if count[i] > 0 { sum[i] / count[i] as f32 } else { 0.0 };
+        }
+        let cells = &cells[..n];
+        let mean = cells.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+        let var = cells.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+        let mut lap = (0.0f64, 0.0f64, 0usize);
+        for y in 1..gh.saturating_sub(1) {
+            for x in 1..gw - 1 {
+                let c = |yy: usize, xx: usize| cells[yy * gw + xx] as f64;
+                let l = 4.0 * c(y, x) - c(y - 1, x) - c(y + 1, x) - c(y, x - 1) - c(y, x + 1);
+                lap = (lap.0 + l, lap.1 + l * l, lap.2 + 1);
+            }
+        }
+        let sharpness = if lap.2 > 0 {
+            let m = lap.0 / lap.2 as f64;
+            (lap.1 / lap.2 as f64 - m * m).max(0.0)
+        } else {
+            0.0
+        };
+        Self { sharpness: sharpness as f32, brightness: mean as f32, contrast: var.sqrt() as f32 }
+    }
+}
+
+/// The quality gate's reference: the camera's recent sharpness and contrast.
+#[derive(Clone, Debug, Default)]
+struct Gate {
+    /// `(sharpness, contrast)`; `None` until the first frame with a quality.
+    reference: Option<(f64, f64)>,
+    last_t: Option<f64>,
+}
+
+impl Gate {
+    /// Whether a frame of quality `q` at `t` can be judged; then learns it.
+    fn judgeable(&mut self, cfg: &JudgeConfig, t: f64, q: &FrameQuality) -> bool {
+        let (s, c) = (q.sharpness as f64, q.contrast as f64);
+        if !(s.is_finite() && c.is_finite()) {
+            return true;
+        }
+        let ok = self.reference.is_none_or(|(rs, rc)| {
+            !(s < cfg.gate_sharpness as f64 * rs || c < cfg.gate_contrast as f64 * rc)
+        });
+        let dt = match self.last_t {
+            Some(last) if t.is_finite() && t > last => t - last,
+            _ => 0.0,
+        };
+        let a = 1.0 - (-dt / cfg.gate_memory_s).exp();
+        let follow = |r: f64, v: f64| if v >= r { v } else { r + (v - r) * a };
+        self.reference = Some(match self.reference {
+            None => (s, c),
+            Some((rs, rc)) => (follow(rs, s), follow(rc, c)),
+        });
+        if t.is_finite() && self.last_t.is_none_or(|last| t > last) {
+            self.last_t = Some(t);
+        }
+        ok
     }
 }
 
@@ -235,6 +373,8 @@ pub struct Judge {
     baseline: f32,
     last_t: Option<f64>,
     last_regions: Vec<Rect>,
+    gate: Gate,
+    last_judged: bool,
 }
 
 impl Judge {
@@ -252,7 +392,14 @@ impl Judge {
             baseline: 0.0,
             last_t: None,
             last_regions: Vec::new(),
+            gate: Gate::default(),
+            last_judged: true,
         }
+    }
+
+    /// Whether the last frame given was judged (false: the quality gate left it out).
+    pub fn last_judged(&self) -> bool {
+        self.last_judged
     }
 
     /// The per-camera baseline learned so far.
@@ -261,7 +408,25 @@ impl Judge {
     }
 
     /// Takes one analysed frame; returns the event it raises, if any (a failure when both would be raised).
+    /// The frame is always judged: no quality gate.
     pub fn observe(&mut self, frame: u64, t: f64, score: f32, regions: &[Region]) -> Option<Event> {
+        self.observe_frame(frame, t, score, regions, None)
+    }
+
+    /// [`Judge::observe`] with the frame's quality: a frame the quality gate finds unjudgeable changes no
+    /// evidence and raises nothing (see the module documentation).
+    pub fn observe_frame(
+        &mut self,
+        frame: u64,
+        t: f64,
+        score: f32,
+        regions: &[Region],
+        quality: Option<&FrameQuality>,
+    ) -> Option<Event> {
+        self.last_judged = quality.is_none_or(|q| self.gate.judgeable(&self.cfg, t, q));
+        if !self.last_judged {
+            return None;
+        }
         let score = if score.is_finite() { score.clamp(0.0, 1.0) } else { 0.0 };
         let dt = match self.last_t {
             Some(last) if t.is_finite() && t > last => t - last,
@@ -338,6 +503,38 @@ mod tests {
             .filter_map(|(i, (t, s, r))| j.observe(i as u64, *t, *s, r))
             .map(|e| (e.kind, e.frame))
             .collect()
+    }
+
+    /// Events as (kind, frame) for frames `(t, score, regions, quality)` through the quality gate.
+    fn run_gated(
+        cfg: &JudgeConfig,
+        frames: &[(f64, f32, Vec<Region>, FrameQuality)],
+    ) -> Vec<(EventKind, u64)> {
+        let mut j = Judge::new(cfg.clone());
+        frames
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (t, s, r, q))| j.observe_frame(i as u64, *t, *s, r, Some(q)))
+            .map(|e| (e.kind, e.frame))
+            .collect()
+    }
+
+    fn quality(sharpness: f32, contrast: f32) -> FrameQuality {
+        FrameQuality { sharpness, brightness: 100.0, contrast }
+    }
+
+    impl FrameQuality {
+        fn with_brightness(self, brightness: f32) -> Self {
+            Self { brightness, ..self }
+        }
+    }
+
+    /// A `w` x `h` gray checkerboard of `cell`-pixel squares between `lo` and `hi`.
+    fn checkerboard(w: u32, h: u32, cell: u32, lo: u8, hi: u8) -> Image {
+        let data = (0..h)
+            .flat_map(|y| (0..w).map(move |x| if (x / cell + y / cell) % 2 == 0 { lo } else { hi }))
+            .collect();
+        Image::new(w, h, PixelFormat::Gray8, data).unwrap()
     }
 
     fn every(dt: f64, scores: &[f32]) -> Vec<(f64, f32, Vec<Region>)> {
@@ -437,6 +634,13 @@ mod tests {
         assert_eq!(e.field, "failure_threshold");
         assert!(JudgeConfig { min_frames: 1, ..Default::default() }.validate().is_err());
         assert!(JudgeConfig { memory_s: 0.0, ..Default::default() }.validate().is_err());
+        let e = JudgeConfig { gate_sharpness: 1.0, ..Default::default() }.validate().unwrap_err();
+        assert_eq!(e.field, "gate_sharpness");
+        let e = JudgeConfig { gate_contrast: -0.1, ..Default::default() }.validate().unwrap_err();
+        assert_eq!(e.field, "gate_contrast");
+        let e = JudgeConfig { gate_memory_s: 0.0, ..Default::default() }.validate().unwrap_err();
+        assert_eq!(e.field, "gate_memory_s");
+        assert!(serde_json::from_str::<JudgeConfig>(r#"{"gate_sharpnes": 0.2}"#).is_err());
     }
 
     #[test]
@@ -449,6 +653,74 @@ mod tests {
         }
         let cfg: JudgeConfig = serde_json::from_str(r#"{"sensitivity": "high"}"#).unwrap();
         assert_eq!(cfg.thresholds(), (0.55, 0.85, 0.30));
+    }
+
+    #[test]
+    fn quality_is_lower_for_a_faded_or_blurred_copy_of_the_same_scene() {
+        let sharp = FrameQuality::measure(&checkerboard(640, 640, 40, 40, 200));
+        let faded = FrameQuality::measure(&checkerboard(640, 640, 40, 100, 140));
+        let coarse = FrameQuality::measure(&checkerboard(640, 640, 160, 40, 200));
+        assert!((sharp.brightness - 120.0).abs() < 2.0, "{sharp:?}");
+        assert!(faded.contrast < 0.3 * sharp.contrast, "{faded:?} vs {sharp:?}");
+        assert!(faded.sharpness < 0.1 * sharp.sharpness);
+        // Fewer edges (what blur leaves): same contrast, far less sharpness.
+        assert!((coarse.contrast - sharp.contrast).abs() < 0.1 * sharp.contrast);
+        assert!(coarse.sharpness < 0.35 * sharp.sharpness, "{coarse:?} vs {sharp:?}");
+        let colour = Image::new(4, 4, PixelFormat::Bgr8, [10u8, 20, 30].repeat(16)).unwrap();
+        assert_eq!(FrameQuality::measure(&colour), quality(0.0, 0.0).with_brightness(20.0));
+        assert_eq!(
+            FrameQuality::measure(&Image::filled(0, 0, PixelFormat::Gray8, 0)),
+            FrameQuality::default()
+        );
+    }
+
+    #[test]
+    fn a_fade_to_black_is_not_judged_and_does_not_alarm() {
+        // A steady scene, then a fade whose last frames the model scores as failures.
+        let mut frames: Vec<_> =
+            (0..30).map(|i| (i as f64 / 30.0, 0.1, vec![region(10.0)], quality(2000.0, 50.0))).collect();
+        for (k, (s, c)) in
+            [(800.0, 30.0), (200.0, 15.0), (50.0, 8.0), (10.0, 4.0), (1.0, 1.0)].into_iter().enumerate()
+        {
+            frames.push(((30 + k) as f64 / 30.0, 0.97, vec![region(10.0)], quality(s, c)));
+        }
+        let cfg = JudgeConfig::default();
+        assert!(run_gated(&cfg, &frames).is_empty());
+        // Without the gate the same frames raise a failure.
+        let ungated = JudgeConfig { gate_sharpness: 0.0, gate_contrast: 0.0, ..Default::default() };
+        assert_eq!(first(&run_gated(&ungated, &frames), EventKind::Failure), Some(31));
+        let mut j = Judge::new(cfg);
+        for (i, (t, s, r, q)) in frames.iter().enumerate() {
+            j.observe_frame(i as u64, *t, *s, r, Some(q));
+            assert_eq!(j.last_judged(), i < 31, "frame {i}");
+        }
+    }
+
+    #[test]
+    fn the_first_frames_are_judged_whatever_their_quality() {
+        // No warm-up: a dim, soft camera showing a failure from its first frame alarms on the second.
+        let frames: Vec<_> =
+            (0..3).map(|i| (i as f64 * 10.0, 0.99, vec![region(10.0)], quality(5.0, 3.0))).collect();
+        assert_eq!(run_gated(&JudgeConfig::default(), &frames), vec![(EventKind::Failure, 1)]);
+    }
+
+    #[test]
+    fn a_camera_that_changes_for_good_is_judged_again_within_three_gate_memories() {
+        // Lights dimmed for good at t = 100 s (frames 1 s apart; 20 times less sharp, 5 times less contrast):
+        // left out for at least one gate memory, judged again by t = 100 + 3 * 30 s.
+        let cfg = JudgeConfig::default();
+        let mut j = Judge::new(cfg.clone());
+        let mut back = None;
+        for i in 0..300u64 {
+            let q = if i < 100 { quality(2000.0, 50.0) } else { quality(100.0, 10.0) };
+            j.observe_frame(i, i as f64, 0.1, &[], Some(&q));
+            if i >= 100 && j.last_judged() && back.is_none() {
+                back = Some(i);
+            }
+        }
+        let back = back.unwrap();
+        let after = back as f64 - 100.0;
+        assert!(after > cfg.gate_memory_s && after <= 3.0 * cfg.gate_memory_s, "judged again at {back}");
     }
 
     /// Frames with arbitrary spacing (a 20 fps stream up to one frame a minute), scores and regions in one of
@@ -466,7 +738,85 @@ mod tests {
         })
     }
 
+    /// [`frames`] with a quality each: sharpness and contrast anywhere from nothing to a sharp scene.
+    fn frames_q() -> impl Strategy<Value = Vec<(f64, f32, Vec<Region>, FrameQuality)>> {
+        (frames(), prop::collection::vec((0f32..3000.0, 0f32..80.0), 150)).prop_map(|(f, q)| {
+            f.into_iter().zip(q).map(|((t, s, r), (qs, qc))| (t, s, r, quality(qs, qc))).collect()
+        })
+    }
+
     proptest! {
+        #[test]
+        fn unjudgeable_frames_never_raise_an_event_and_never_clear_one(
+            f in frames(),
+            bad in prop::collection::vec(prop::bool::ANY, 150),
+            sens in 0usize..3,
+        ) {
+            // Frames of a steady sharp scene, some of them replaced by black frames (any score, hot or cold):
+            // the events are those of the sharp frames alone, on the same frames.
+            let cfg = JudgeConfig::with_sensitivity([Sensitivity::Low, Sensitivity::Medium, Sensitivity::High][sens]);
+            let good = quality(2000.0, 50.0);
+            let mixed: Vec<_> = f.iter().zip(&bad).enumerate().map(|(i, ((t, s, r), &b))| {
+                (*t, *s, r.clone(), if b && i > 0 { quality(0.0, 0.0) } else { good })
+            }).collect();
+            let mut j = Judge::new(cfg.clone());
+            let mut with_gate = vec![];
+            for (i, (t, s, r, q)) in mixed.iter().enumerate() {
+                if let Some(e) = j.observe_frame(i as u64, *t, *s, r, Some(q)) {
+                    prop_assert!(*q == good, "frame {} was unjudgeable and raised {:?}", i, e.kind);
+                    with_gate.push((e.kind, e.frame));
+                }
+                prop_assert_eq!(j.last_judged(), *q == good);
+            }
+            let mut j = Judge::new(cfg);
+            let without: Vec<_> = mixed.iter().enumerate().filter(|(_, x)| x.3 == good)
+                .filter_map(|(i, (t, s, r, _))| j.observe(i as u64, *t, *s, r))
+                .map(|e| (e.kind, e.frame))
+                .collect();
+            prop_assert_eq!(with_gate, without);
+        }
+
+        #[test]
+        fn with_the_gate_a_score_held_above_the_failure_threshold_on_steady_frames_raises_failure_within_3_frames(
+            before in frames_q(),
+            dt in 0.05f64..60.0,
+            held in 0f32..=1.0,
+            sens in 0usize..3,
+        ) {
+            // After any history of any quality, frames at least as sharp and contrasted as any before it.
+            let cfg = JudgeConfig::with_sensitivity([Sensitivity::Low, Sensitivity::Medium, Sensitivity::High][sens]);
+            let (_, fail, _) = cfg.thresholds();
+            let level = fail + held * (1.0 - fail);
+            let steady = quality(3000.0, 80.0);
+            let mut f = before;
+            let mut t = f.last().map_or(0.0, |x| x.0);
+            t += cfg.cooldown_s + 1.0;
+            f.push((t, 0.0, vec![], steady));
+            let start = f.len() as u64;
+            for _ in 0..3 {
+                t += dt;
+                f.push((t, level, vec![region(400.0)], steady));
+            }
+            let ev = run_gated(&cfg, &f);
+            prop_assert!(ev.iter().any(|e| e.0 == EventKind::Failure && e.1 >= start && e.1 < start + 3), "{ev:?}");
+        }
+
+        #[test]
+        fn with_the_gate_higher_sensitivity_never_alarms_later(f in frames_q()) {
+            let runs: Vec<_> = [Sensitivity::Low, Sensitivity::Medium, Sensitivity::High]
+                .iter()
+                .map(|&s| run_gated(&JudgeConfig::with_sensitivity(s), &f))
+                .collect();
+            for pair in runs.windows(2) {
+                for kind in [EventKind::Failure, EventKind::Warning] {
+                    if let Some(less) = first(&pair[0], kind) {
+                        let more = [first(&pair[1], kind), first(&pair[1], EventKind::Failure)].into_iter().flatten().min();
+                        prop_assert!(more.is_some_and(|m| m <= less), "{:?}: less sensitive at {}, more at {:?}", kind, less, more);
+                    }
+                }
+            }
+        }
+
         #[test]
         fn same_input_gives_same_events(f in frames()) {
             let cfg = JudgeConfig::default();

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use vigil_capture::Timing;
+use vigil_detect::judge::FrameQuality;
 use vigil_detect::{Detector, Event, EventKind, Judge, JudgeConfig};
 use vigil_frame::Image;
 
@@ -111,6 +112,9 @@ pub struct FrameScore {
     pub t: f64,
     pub score: f32,
     pub label: Option<Label>,
+    /// False when the judge's quality gate left the frame out (blurred, faded, dark compared with the clip's
+    /// recent frames); its score still counts in the per-frame figures.
+    pub judged: bool,
 }
 
 /// A clip judged from start to end.
@@ -120,6 +124,8 @@ pub struct ClipResult {
     pub interval_s: Option<f64>,
     pub frames: usize,
     pub corrupt: usize,
+    /// Frames the judge's quality gate left out.
+    pub unjudged: usize,
     /// Media seconds of frames labelled normal.
     pub normal_s: f64,
     /// First frame labelled failure, and its media time.
@@ -291,6 +297,7 @@ pub fn evaluate(
                         interval_s: clip.interval_s,
                         frames: 0,
                         corrupt: 0,
+                        unjudged: 0,
                         normal_s: 0.0,
                         onset_frame: None,
                         onset_t: None,
@@ -340,7 +347,13 @@ pub fn evaluate(
                                 l,
                             );
                         }
-                        if let Some(e) = judge.observe(frame.seq, frame.t, d.score, &d.regions) {
+                        let quality = FrameQuality::measure(&frame.image);
+                        let event =
+                            judge.observe_frame(frame.seq, frame.t, d.score, &d.regions, Some(&quality));
+                        if !judge.last_judged() {
+                            r.unjudged += 1;
+                        }
+                        if let Some(e) = event {
                             if label == Some(Label::Normal) {
                                 match e.kind {
                                     EventKind::Failure => r.false_failures += 1,
@@ -355,7 +368,13 @@ pub fn evaluate(
                             }
                             r.events.push(e);
                         }
-                        r.scores.push(FrameScore { frame: frame.seq, t: frame.t, score: d.score, label });
+                        r.scores.push(FrameScore {
+                            frame: frame.seq,
+                            t: frame.t,
+                            score: d.score,
+                            label,
+                            judged: judge.last_judged(),
+                        });
                         progress.step();
                     }
                     r.normal_s = normal_seconds(&r.scores);
@@ -472,7 +491,7 @@ mod tests {
     use super::*;
 
     fn fs(t: f64, label: Option<Label>) -> FrameScore {
-        FrameScore { frame: 0, t, score: 0.0, label }
+        FrameScore { frame: 0, t, score: 0.0, label, judged: true }
     }
 
     #[test]

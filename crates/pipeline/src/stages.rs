@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use tracing::{error, info, warn};
 use vigil_capture::{CaptureError, FrameSource};
+use vigil_detect::judge::FrameQuality;
 use vigil_detect::{Detection, Detector, Event, Judge};
 use vigil_frame::Frame;
 
@@ -340,7 +341,14 @@ pub fn judge_stage(rx: Receiver<Scored>, mut judge: Judge, counters: Arc<Counter
         .spawn(move || {
             for scored in rx {
                 let d = &scored.detection;
-                let event = judge.observe(scored.frame.seq, scored.frame.t, d.score, &d.regions);
+                let quality = FrameQuality::measure(&scored.frame.image);
+                let event = judge.observe_frame(
+                    scored.frame.seq,
+                    scored.frame.t,
+                    d.score,
+                    &d.regions,
+                    Some(&quality),
+                );
                 if event.is_some() {
                     Counters::add(&counters.events, 1);
                 }
