@@ -4,7 +4,7 @@
 # from the pinned `onnxruntime` wheel, checked against its sha256). Running it again changes nothing.
 #
 #   tools/setup.sh           build + run dependencies
-#   tools/setup.sh --test    also the test dependencies (ffmpeg, exiftool, servers used by tests)
+#   tools/setup.sh --test    also the test dependencies (exiftool, servers used by tests)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,8 +15,14 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- Debian packages ----------------------------------------------------------------------------------
-pkgs=(libopencv-dev clang libclang-dev pkg-config python3 python3-pip ca-certificates curl build-essential)
-[ $want_test -eq 1 ] && pkgs+=(ffmpeg libimage-exiftool-perl)
+# libturbojpeg0-dev: JPEG decoding (vigil-capture links libturbojpeg); ffmpeg: video other than MJPEG
+# Matroska, RTSP and V4L2 sources are read through an ffmpeg child process.
+pkgs=(libturbojpeg0-dev ffmpeg clang libclang-dev pkg-config python3 python3-pip ca-certificates curl build-essential)
+# OpenCV only while a crate still uses the opencv crate.
+if grep -qs '^opencv' "$root"/crates/*/Cargo.toml "$root"/benches/Cargo.toml; then
+  pkgs+=(libopencv-dev)
+fi
+[ $want_test -eq 1 ] && pkgs+=(libimage-exiftool-perl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,11 +4,11 @@
 #   tools/arm/build.sh            release build + bundle + smoke run of the bundle under qemu
 #   tools/arm/build.sh --test     also the whole test suite, each test binary run under qemu-user
 #
-# tools/arm/sysroot.sh prepares the cross compiler, the arm64 OpenCV sysroot, qemu-user 10 and the aarch64
-# ONNX Runtime library first (idempotent). Outputs, under $CARGO_TARGET_DIR (default target/):
-#   aarch64-unknown-linux-gnu/release/vigil   the binary (finds its OpenCV libraries through $ORIGIN/../lib)
-#   vigil-aarch64.tar.gz                      bin/vigil, lib/ (libonnxruntime and libopencv_{core,imgproc,
-#                                             imgcodecs,videoio}), models/failure.onnx
+# tools/arm/sysroot.sh prepares the cross compiler, the arm64 sysroot (libturbojpeg), qemu-user 10 and the
+# aarch64 ONNX Runtime library first (idempotent). Outputs, under $CARGO_TARGET_DIR (default target/):
+#   aarch64-unknown-linux-gnu/release/vigil   the binary (finds libturbojpeg through $ORIGIN/../lib)
+#   vigil-aarch64.tar.gz                      bin/vigil, lib/ (libonnxruntime, libturbojpeg and any other
+#                                             sysroot library it links), models/failure.onnx
 # Emulated times mean nothing: only correctness is checked here.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,7 +30,9 @@ export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
 export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-# OpenCV from the sysroot, without pkg-config probing.
+# libturbojpeg from the sysroot (crates/capture/build.rs), and OpenCV while a crate uses it, without
+# pkg-config probing.
+export VIGIL_TURBOJPEG_LIB_DIR="$multi"
 export OPENCV_LINK_LIBS=opencv_core,opencv_imgproc,opencv_imgcodecs,opencv_videoio
 export OPENCV_LINK_PATHS="$multi"
 export OPENCV_INCLUDE_PATHS="$sysroot/usr/include/aarch64-linux-gnu/opencv4,$sysroot/usr/include/opencv4"
@@ -53,8 +55,10 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/vigil/bin" "$stage/vigil/lib" "$stage/vigil/models"
 cp "$bin" "$stage/vigil/bin/"
 cp -P "$base"/onnxruntime/libonnxruntime.so* "$stage/vigil/lib/"
-for m in core imgproc imgcodecs videoio; do
-  cp -L "$multi/libopencv_$m.so.406" "$stage/vigil/lib/"
+# The sysroot libraries the binary links directly (libturbojpeg, and OpenCV while a crate uses it); the
+# rest of their dependencies come from the board's Debian packages.
+for lib in $(aarch64-linux-gnu-readelf -d "$bin" | sed -n 's/.*Shared library: \[\(libturbojpeg[^]]*\|libopencv_[^]]*\)\].*/\1/p'); do
+  cp -L "$multi/$lib" "$stage/vigil/lib/"
 done
 cp models/failure.onnx "$stage/vigil/models/"
 tar -C "$stage" -czf "$out/vigil-aarch64.tar.gz" vigil

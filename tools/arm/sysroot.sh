@@ -3,8 +3,8 @@
 # the system's apt sources or dpkg architectures:
 #   - gcc/g++-aarch64-linux-gnu (Debian packages, installed with apt-get);
 #   - the rustup target aarch64-unknown-linux-gnu;
-#   - an arm64 sysroot in .local/arm/sysroot: Debian 12's arm64 OpenCV packages (core, imgproc, imgcodecs,
-#     videoio, with headers) and every library they pull in, fetched by a private apt instance (its own
+#   - an arm64 sysroot in .local/arm/sysroot: Debian 12's arm64 libturbojpeg0 (with headers), and OpenCV
+#     (core, imgproc, imgcodecs, videoio) while a crate still uses it, and every library they pull in, fetched by a private apt instance (its own
 #     sources list, lists, status and cache under .local/arm/apt) and unpacked with `dpkg -x`; plus the
 #     libblas.so.3 / liblapack.so.3 links Debian's install scripts would make;
 #   - qemu-user 10 from bookworm-backports, unpacked with `dpkg -x` into .local/arm/qemu (Debian 12's
@@ -61,12 +61,16 @@ if [ ! -f "$apt_dir/.updated" ] || [ -n "$(find "$apt_dir/.updated" -mtime +7 2>
   touch "$apt_dir/.updated"
 fi
 
-# --- arm64 OpenCV sysroot ------------------------------------------------------------------------------
-arm_pkgs=(libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-videoio-dev libc6-dev libstdc++-12-dev)
+# --- arm64 sysroot --------------------------------------------------------------------------------------
+arm_pkgs=(libturbojpeg0 libturbojpeg0-dev libc6-dev libstdc++-12-dev)
+# OpenCV only while a crate still uses the opencv crate.
+if grep -qs '^opencv' "$root"/crates/*/Cargo.toml "$root"/benches/Cargo.toml; then
+  arm_pkgs+=(libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-videoio-dev)
+fi
 stamp="$sysroot/.packages"
 want="${arm_pkgs[*]}"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  say "downloading arm64 OpenCV and its dependencies (this takes a while the first time)"
+  say "downloading arm64 ${arm_pkgs[*]} and their dependencies (this takes a while the first time)"
   apt-get "${apt_opts[@]}" -o APT::Architecture=arm64 -qq -y install --download-only \
     $(printf '%s:arm64 ' "${arm_pkgs[@]}") >/dev/null
   rm -rf "$sysroot.tmp"
