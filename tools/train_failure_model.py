@@ -694,6 +694,58 @@ def split_groups(items, seed, val_frac):
     return val
 
 
+def run_indices(run, items, seed, val_frac):
+    """(train, validation) item indices of one run: `split`, `loso:SOURCE` or `full`."""
+    all_idx = list(range(len(items)))
+    if run == "split":
+        val_groups = split_groups(items, seed, val_frac)
+        return ([i for i in all_idx if items[i]["group"] not in val_groups],
+                [i for i in all_idx if items[i]["group"] in val_groups])
+    if run.startswith("loso:"):
+        src = run[5:]
+        held_groups = {it["group"] for it in items if it["source"] == src}
+        return ([i for i in all_idx if items[i]["group"] not in held_groups],
+                [i for i in all_idx if items[i]["source"] == src])
+    if run == "full":
+        return all_idx, []
+    sys.exit(f"unknown run {run}")
+
+
+def split_file_path(pattern: Path, run: str) -> Path:
+    return Path(str(pattern).replace("{run}", run.replace(":", "-")))
+
+
+def write_split_files(items, args, runs):
+    """Writes each validation run's images as a `vigil eval --list` file (TOML): paths relative to the data
+    folder, label, source set and group."""
+    runs = [r for r in runs if r != "full"]
+    if len(runs) > 1 and "{run}" not in str(args.write_split):
+        sys.exit("--write-split: several validation runs; put {run} in the path (e.g. fixtures/eval/val-{run}.toml)")
+    for run in runs:
+        _, va = run_indices(run, items, args.seed, args.val_frac)
+        path = split_file_path(args.write_split, run)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        root = os.path.relpath(args.data.resolve(), path.parent.resolve())
+        what = ("validation groups of the by-source split" if run == "split"
+                else f"images of the held-out source {run[5:]} (its groups are out of training)")
+        n_fail = sum(items[i]["label"] for i in va)
+        lines = [
+            f"# {what}: run `{run}` of tools/train_failure_model.py (seed {args.seed}, val-frac {args.val_frac},",
+            f"# cache {args.cache.name}/meta.json, {len(items)} images). {len(va)} images, {n_fail} failure.",
+            f"# Evaluate with the model trained without them: vigil --model M eval --list {path.name}",
+            f"root = {json.dumps(root)}",
+            "image = [",
+        ]
+        for i in va:
+            it = items[i]
+            lines.append("  { path = %s, label = %s, source = %s, group = %s }," % (
+                json.dumps(it["path"]), json.dumps("failure" if it["label"] else "normal"),
+                json.dumps(it["source"]), json.dumps(it["group"])))
+        lines.append("]")
+        path.write_text("\n".join(lines) + "\n")
+        print(f"wrote {path}: {len(va)} images of run {run}", flush=True)
+
+
 def make_entries(items, idxs, with_clear=True, with_gantry=False):
     e = [(i, "full") for i in idxs]
     if with_clear:
@@ -971,6 +1023,12 @@ def main():
     ap.add_argument("--checkpoint", type=Path, default=None, help="save the shipped state dict here")
     ap.add_argument("--verify-checkpoint", type=Path, default=None,
                     help="no training: load this state dict, verify --out against it with onnxruntime")
+    ap.add_argument("--write-split", type=Path, default=None,
+                    help="write each validation run's images (split: its validation groups; loso:SOURCE: the "
+                         "held-out source) as a `vigil eval --list` file; {run} in the path is replaced by the run "
+                         "name (loso:x -> loso-x)")
+    ap.add_argument("--split-only", action="store_true",
+                    help="with --write-split: write the files and stop (needs only the cache, no training)")
     ap.add_argument("--eval-footage", action="store_true", help="score the held-out footage with --out (evaluation only)")
     args = ap.parse_args()
 
@@ -983,7 +1041,8 @@ def main():
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     logf = None
-    if not (args.verify_checkpoint or args.prepare_only or args.eval_footage and not (args.cache / "meta.json").exists()):
+    if not (args.verify_checkpoint or args.prepare_only or args.split_only
+            or args.eval_footage and not (args.cache / "meta.json").exists()):
         logf = open(metrics_path.with_suffix(".log"), "w")
 
     def log(msg):
@@ -1011,6 +1070,11 @@ def main():
         build_cache(args.data, args.cache, args.weights, args.sim_threshold)
     if args.prepare_only:
         return
+    runs = [r.strip() for r in args.runs.split(",") if r.strip()]
+    if args.write_split:
+        write_split_files(json.loads((args.cache / "meta.json").read_text())["items"], args, runs)
+    if args.split_only:
+        return
     meta, items, images, n_clear = load_cache(args.cache)
     log(f"torch {torch.__version__} device {device} "
         f"({torch.cuda.get_device_name(0) if device.type == 'cuda' else os.cpu_count()} "
@@ -1028,23 +1092,10 @@ def main():
     log(f"S={args.size} grid={probe.grid} GMAC={macs / 1e9:.4f} params={n_params}")
     del probe
 
-    all_idx = list(range(len(items)))
     shipped = None
     t_all = time.time()
-    for run in [r.strip() for r in args.runs.split(",") if r.strip()]:
-        if run == "split":
-            val_groups = split_groups(items, args.seed, args.val_frac)
-            tr = [i for i in all_idx if items[i]["group"] not in val_groups]
-            va = [i for i in all_idx if items[i]["group"] in val_groups]
-        elif run.startswith("loso:"):
-            src = run[5:]
-            held_groups = {it["group"] for it in items if it["source"] == src}
-            tr = [i for i in all_idx if items[i]["group"] not in held_groups]
-            va = [i for i in all_idx if items[i]["source"] == src]
-        elif run == "full":
-            tr, va = all_idx, []
-        else:
-            sys.exit(f"unknown run {run}")
+    for run in runs:
+        tr, va = run_indices(run, items, args.seed, args.val_frac)
         net, res = train_run(run, args, items, images, tr, va, device, log)
         metrics["runs"][run] = res
         if "val" in res:

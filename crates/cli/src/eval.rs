@@ -22,6 +22,13 @@ pub struct Args {
     /// A labels file (TOML) naming footage clips and their failure frame ranges. Repeatable.
     #[arg(long, value_name = "FILE")]
     footage: Vec<PathBuf>,
+    /// An image list (TOML: image paths with label, source set and group, such as the training script's
+    /// validation split written by `--write-split`); figures per source. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    list: Vec<PathBuf>,
+    /// Folder the image lists' paths are relative to (default: each list's `root`, else ../shared/data).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
     /// Judge sensitivity (overrides the config's).
     #[arg(long, value_parser = ["low", "medium", "high"])]
     sensitivity: Option<String>,
@@ -63,7 +70,8 @@ pub fn run(args: Args, cfg: vigil_pipeline::Config, model: Option<PathBuf>) -> R
             .map(|p| Input::Yolo { path: p.clone(), failure_classes: args.yolo_failure_class.clone() }),
     );
     inputs.extend(args.footage.iter().cloned().map(Input::Footage));
-    anyhow::ensure!(!inputs.is_empty(), "nothing to evaluate: give --images, --yolo or --footage");
+    inputs.extend(args.list.iter().map(|p| Input::List { path: p.clone(), data: args.data.clone() }));
+    anyhow::ensure!(!inputs.is_empty(), "nothing to evaluate: give --images, --yolo, --footage or --list");
     let mut judge = cfg.judge.clone();
     if let Some(s) = &args.sensitivity {
         judge.sensitivity = match s.as_str() {
@@ -101,6 +109,9 @@ pub fn run(args: Args, cfg: vigil_pipeline::Config, model: Option<PathBuf>) -> R
     progress.0.finish_and_clear();
 
     let mut out = std::io::stdout().lock();
+    for reason in &report.skipped {
+        writeln!(out, "{reason}")?;
+    }
     let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
     for s in std::iter::once(&report.overall).chain(&report.sets) {
         writeln!(

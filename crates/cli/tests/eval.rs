@@ -72,3 +72,49 @@ fn eval_of_the_shared_footage_alarms_on_the_scythe_spaghetti_only_within_3_frame
     }
     eprintln!("footage: {}", r["footage"]);
 }
+
+#[test]
+fn eval_of_an_image_list_prints_figures_per_source() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["eval", "--list", "fixtures/eval/images-list.toml"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "vigil eval failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for source in ["[cam-a]", "[cam-b]"] {
+        let line =
+            text.lines().find(|l| l.contains(source)).unwrap_or_else(|| panic!("no {source} row: {text}"));
+        assert!(line.contains("n     4 (2/2)") && line.contains("AUROC 1.000"), "{line}");
+        assert!(line.contains("recall@FPR<=2%") && line.contains("precision"), "{line}");
+    }
+    let (r, html) = eval(&["--list", "fixtures/eval/images-list.toml"]);
+    let sets = r["sets"].as_array().unwrap();
+    assert_eq!(sets.len(), 3, "the list and its two sources");
+    assert_eq!(sets[1]["source"], "cam-a");
+    assert_eq!(sets[2]["n_failure"], 2);
+    assert!(html.contains("[cam-b]"));
+}
+
+#[test]
+fn eval_refuses_a_missing_image_list_naming_it_and_skips_one_whose_images_are_absent() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["eval", "--list", "fixtures/eval/no-such-list.toml"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-list.toml"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("l.toml");
+    std::fs::write(&list, "root = \"absent\"\nimage = [{ path = \"a.jpg\", label = \"normal\" }]\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["eval", "--list", list.to_str().unwrap(), "--images", "fixtures/eval/images"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("l.toml: skipped, its image folder") && text.contains("is absent"), "{text}");
+}

@@ -1,5 +1,7 @@
 //! `vigil-eval` measures the failure detector and the temporal judge on labelled data. Inputs are
-//! [`Input`]s: image sets labelled folder-per-class or in YOLO format ([`images`]), and footage with a
+//! [`Input`]s: image sets labelled folder-per-class or in YOLO format ([`images`]), image lists with a label,
+//! source set and group per image such as the training script's validation split ([`list`]; figures per
+//! source), and footage with a
 //! [`labels::LabelsFile`] of frame ranges marked `normal` or `failure`. [`evaluate`] scores every image and
 //! frame with a [`vigil_detect::Detector`], runs a [`vigil_detect::Judge`] over each clip and returns an
 //! [`EvalReport`]: per-frame AUROC, precision and recall at the operating point, recall at a 2 % false-positive
@@ -9,6 +11,7 @@
 
 pub mod images;
 pub mod labels;
+pub mod list;
 pub mod metrics;
 pub mod report;
 mod run;

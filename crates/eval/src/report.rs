@@ -38,6 +38,9 @@ pub fn html(r: &EvalReport) -> String {
         set_row(&mut h, s);
     }
     h.push_str("</table>");
+    for reason in &r.skipped {
+        let _ = write!(h, "<p>{}</p>", esc(reason));
+    }
     if !r.clips.is_empty() {
         let s = &r.footage;
         let _ = write!(

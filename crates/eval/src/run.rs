@@ -11,6 +11,7 @@ use vigil_frame::Image;
 
 use crate::images::{self, ImagesError, LabelledImage};
 use crate::labels::{Label, LabelsError, LabelsFile};
+use crate::list::{ImageList, ListError};
 use crate::metrics::{self, AtThreshold};
 use crate::thumbs;
 
@@ -23,6 +24,8 @@ pub enum Input {
     Yolo { path: PathBuf, failure_classes: Vec<u32> },
     /// A labels file naming footage clips.
     Footage(PathBuf),
+    /// An image list ([`crate::list`]); `data` overrides the folder its paths are relative to.
+    List { path: PathBuf, data: Option<PathBuf> },
 }
 
 /// Settings of a run.
@@ -64,6 +67,8 @@ pub enum EvalError {
     #[error(transparent)]
     Images(#[from] ImagesError),
     #[error(transparent)]
+    List(#[from] ListError),
+    #[error(transparent)]
     Capture(#[from] vigil_capture::CaptureError),
     #[error("detection failed on {what}: {reason}")]
     Detect { what: String, reason: String },
@@ -75,6 +80,8 @@ pub enum EvalError {
 #[derive(Clone, Debug, Serialize)]
 pub struct SetResult {
     pub name: String,
+    /// The source set these figures are for, when they are one source of an image list.
+    pub source: Option<String>,
     pub n: usize,
     pub n_failure: usize,
     pub n_normal: usize,
@@ -92,6 +99,7 @@ impl SetResult {
         let n_failure = labels.iter().filter(|&&y| y).count();
         Self {
             name,
+            source: None,
             n: labels.len(),
             n_failure,
             n_normal: labels.len() - n_failure,
@@ -188,6 +196,8 @@ pub struct EvalReport {
     pub worst_misses: Vec<Thumb>,
     pub unreadable: usize,
     pub ms_per_sample: f64,
+    /// Inputs not evaluated, each with the reason (an image list whose image folder is absent).
+    pub skipped: Vec<String>,
 }
 
 /// Keeps the `k` worst samples of one kind.
@@ -237,6 +247,7 @@ pub fn evaluate(
     let mut misses = Worst { k: opts.worst, items: vec![] };
     let mut unreadable = 0;
     let mut samples = 0usize;
+    let mut skipped = Vec::new();
     let started = Instant::now();
 
     let mut detect = |image: &Image, what: &dyn Fn() -> String| {
@@ -249,7 +260,7 @@ pub fn evaluate(
                 let (path, list) = match input {
                     Input::Images(p) => (p, images::folder_per_class(p)?),
                     Input::Yolo { path, failure_classes } => (path, images::yolo(path, failure_classes)?),
-                    Input::Footage(_) => unreachable!("matched above"),
+                    Input::Footage(_) | Input::List { .. } => unreachable!("matched above"),
                 };
                 if list.is_empty() {
                     return Err(EvalError::Empty(path.clone()));
@@ -281,6 +292,65 @@ pub fn evaluate(
                     op,
                     opts.max_fpr,
                 ));
+                all.labels.extend(&acc.labels);
+                all.scores.extend(&acc.scores);
+            }
+            Input::List { path, data } => {
+                let list = ImageList::load(path, data.as_deref())?;
+                if !list.root.is_dir() {
+                    let reason = format!(
+                        "{}: skipped, its image folder {} is absent",
+                        path.display(),
+                        list.root.display()
+                    );
+                    progress.warn(&reason);
+                    skipped.push(reason);
+                    continue;
+                }
+                let name = path.display().to_string();
+                progress.begin(&name, Some(list.images.len() as u64));
+                let sources = list.sources();
+                let mut acc = Acc { labels: vec![], scores: vec![] };
+                let mut by_source: Vec<Acc> =
+                    sources.iter().map(|_| Acc { labels: vec![], scores: vec![] }).collect();
+                for img in &list.images {
+                    let image = match vigil_capture::read_image(&img.path) {
+                        Ok(i) => i,
+                        Err(e) => {
+                            progress.warn(&e.to_string());
+                            unreadable += 1;
+                            progress.step();
+                            continue;
+                        }
+                    };
+                    let d = detect(&image, &|| img.path.display().to_string())?;
+                    samples += 1;
+                    let y = img.label == Label::Failure;
+                    acc.labels.push(y);
+                    acc.scores.push(d.score);
+                    if let Some(k) = sources.iter().position(|s| *s == img.source) {
+                        by_source[k].labels.push(y);
+                        by_source[k].scores.push(d.score);
+                    }
+                    offer(
+                        &mut fps,
+                        &mut misses,
+                        y,
+                        d.score,
+                        &image,
+                        img.path.display().to_string(),
+                        None,
+                        img.label,
+                    );
+                    progress.step();
+                }
+                sets.push(SetResult::new(name.clone(), &acc.labels, &acc.scores, op, opts.max_fpr));
+                for (source, a) in sources.iter().zip(&by_source) {
+                    let mut r =
+                        SetResult::new(format!("{name} [{source}]"), &a.labels, &a.scores, op, opts.max_fpr);
+                    r.source = Some(source.to_string());
+                    sets.push(r);
+                }
                 all.labels.extend(&acc.labels);
                 all.scores.extend(&acc.scores);
             }
@@ -412,6 +482,7 @@ pub fn evaluate(
         worst_misses: misses.items.into_iter().map(|x| x.1).collect(),
         unreadable,
         ms_per_sample: started.elapsed().as_secs_f64() * 1e3 / samples.max(1) as f64,
+        skipped,
     })
 }
 
