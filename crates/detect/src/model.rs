@@ -136,12 +136,13 @@ impl OnnxModel {
     /// Loads and checks the model at `path`; each detector will use `threads` intra-op threads. The file is
     /// read again for each further detector rather than kept in memory.
     pub fn load(path: &Path, threads: usize) -> Result<Self, DetectError> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| RuntimeError::Model { path: path.to_path_buf(), reason: e.to_string() })?;
-        let session = runtime::session_from_memory(&bytes, path, threads)?;
+        let unreadable =
+            |e: std::io::Error| RuntimeError::Model { path: path.to_path_buf(), reason: e.to_string() };
+        // Hashed in pieces before the session is made, so the file's bytes are never held in full.
+        let version = format!("{:016x}", fnv1a_file(path).map_err(unreadable)?);
+        let session = runtime::session_from_file(path, threads)?;
         let input_size = check_contract(&session)
             .map_err(|reason| DetectError::Contract { path: path.to_path_buf(), reason })?;
-        let version = format!("{:016x}", fnv1a(&bytes));
         Ok(Self {
             info: ModelInfo { path: path.to_path_buf(), input_size, version },
             threads,
@@ -150,8 +151,26 @@ impl OnnxModel {
     }
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+const FNV_OFFSET: u64 = 0xcbf29ce484222325;
+
+fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
+/// FNV-1a of a file's content, read 64 KiB at a time.
+fn fnv1a_file(path: &Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut hash = FNV_OFFSET;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(hash),
+            Ok(n) => hash = fnv1a(hash, &buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Checks names and shapes; returns the input side S.
@@ -292,6 +311,18 @@ mod tests {
         assert!(HeatMap::new(2, 3, &[0.0; 5]).is_none());
         assert!(HeatMap::new(17, 17, &[0.0; 289]).is_none());
         assert!(HeatMap::default().cells().is_empty());
+    }
+
+    #[test]
+    fn the_model_version_is_the_fnv1a_hash_of_the_whole_file() {
+        let dir = std::env::temp_dir().join(format!("vigil-fnv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.onnx");
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(fnv1a_file(&path).unwrap(), fnv1a(FNV_OFFSET, &bytes));
+        assert_eq!(fnv1a(FNV_OFFSET, b"a"), 0xaf63dc4c8601ec8c);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
