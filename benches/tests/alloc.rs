@@ -1,7 +1,7 @@
 //! Allocation per frame in the steady state, counted by a global allocator that wraps the system's: reading a
 //! frame from a video file (pooled buffers), scoring it (preprocessing buffers owned by the detector,
-//! inference, heat map held inline) and the temporal rule. Allocations made by C and C++ libraries (OpenCV,
-//! FFmpeg, ONNX Runtime's own arena) are not seen here; the soak (`vigil-perf soak`) bounds their growth.
+//! inference, heat map held inline) and the temporal rule. Allocations made by C and C++ libraries (the
+//! decoders, ONNX Runtime's own arena) are not seen here; the soak (`vigil-perf soak`) bounds their growth.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -58,13 +58,14 @@ fn in_the_steady_state_reading_preprocessing_and_judging_allocate_nothing_and_in
     let mut det = model.detector().unwrap();
     let mut src = VideoFile::open(&clip, Timing::Media).unwrap();
     let mut judge = Judge::new(JudgeConfig::default());
-    // Warm-up: pools, OpenCV's decoder and the session's first runs.
+    let mut pre = Preprocessor::new(model.info().input_size);
+    // Warm-up: pools, the decoder, the session's first runs and the resampling tables (made once per size).
     for _ in 0..8 {
         let f = src.next_frame().unwrap().unwrap();
+        pre.run(&f.image).unwrap();
         let d = det.detect(&f.image).unwrap();
         judge.observe(f.seq, f.t, d.score, &d.regions);
     }
-    let mut pre = Preprocessor::new(model.info().input_size);
     let (mut read, mut prep, mut detect, mut judged, mut frames, mut hot) = (0, 0, 0, 0, 0, 0);
     loop {
         let (next, n) = count(|| src.next_frame());
