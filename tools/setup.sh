@@ -17,10 +17,10 @@ sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # --- Debian packages ----------------------------------------------------------------------------------
 # libturbojpeg0-dev: JPEG decoding (vigil-capture links libturbojpeg); ffmpeg: video other than MJPEG
 # Matroska, RTSP and V4L2 sources are read through an ffmpeg child process.
-pkgs=(libturbojpeg0-dev ffmpeg clang libclang-dev pkg-config python3 python3-pip ca-certificates curl build-essential)
-# OpenCV only while a crate still uses the opencv crate.
+pkgs=(libturbojpeg0-dev ffmpeg pkg-config python3 python3-pip ca-certificates curl build-essential)
+# OpenCV (and the clang its binding generator needs) only while a crate still uses the opencv crate.
 if grep -qs '^opencv' "$root"/crates/*/Cargo.toml "$root"/benches/Cargo.toml; then
-  pkgs+=(libopencv-dev)
+  pkgs+=(libopencv-dev clang libclang-dev)
 fi
 [ $want_test -eq 1 ] && pkgs+=(libimage-exiftool-perl)
 missing=()

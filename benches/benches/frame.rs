@@ -23,14 +23,12 @@ fn per_frame(c: &mut Criterion) {
     let size = model.info().input_size;
     let mut group = c.benchmark_group("per_frame_640x480");
     let jpeg = {
-        use opencv::core::{Mat, MatTraitConst, Vector};
         let img = &frame.image;
-        let ch = img.format().channels() as i32;
-        let mut out = Vector::<u8>::new();
-        let encoded = Mat::new_rows_cols_with_data(img.height() as i32, img.width() as i32 * ch, img.data())
-            .and_then(|m| m.reshape(ch, img.height() as i32).and_then(|v| v.try_clone()))
-            .and_then(|m| opencv::imgcodecs::imencode(".jpg", &m, &mut out, &Vector::new()));
-        encoded.ok().map(|_| out.as_slice().to_vec())
+        vigil_capture::JpegEncoder::new()
+            .and_then(|mut e| {
+                e.encode(img.data(), img.width(), img.height(), img.format(), 95).map(<[u8]>::to_vec)
+            })
+            .ok()
     };
     if let Some(jpeg) = &jpeg {
         group.bench_function("decode_jpeg_full", |b| {

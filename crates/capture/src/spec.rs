@@ -112,7 +112,7 @@ impl V4l2Format {
         }
     }
 
-    /// The FourCC as the integer V4L2 and OpenCV use (little-endian characters).
+    /// The FourCC as the integer V4L2 uses (little-endian characters).
     pub fn fourcc_code(self) -> i32 {
         i32::from_le_bytes(self.fourcc())
     }

@@ -1,4 +1,4 @@
-//! End to end through the real binary: OpenCV decoding the fixture footage, ONNX Runtime running
+//! End to end through the real binary: vigil-capture decoding the fixture footage, ONNX Runtime running
 //! models/failure.onnx, events and summaries out.
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! The improvement programme end to end through `vigil replay`: real OpenCV decoding, the real failure
+//! The improvement programme end to end through `vigil replay`: real decoding, the real failure
 //! model raising the event, the real face model and scrubber, the real spool on disk. Every check reads
 //! the bytes that were written.
 

@@ -1,5 +1,5 @@
 //! Channel policies and shutdown of the stages. The source and detector here are in-memory stand-ins (the
-//! real OpenCV source and ONNX Runtime detector run in the `vigil` binary's end-to-end tests); they exist to
+//! real file source and ONNX Runtime detector run in the `vigil` binary's end-to-end tests); they exist to
 //! control timing exactly.
 
 use std::sync::atomic::{AtomicBool, Ordering};
