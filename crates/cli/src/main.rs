@@ -90,17 +90,6 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
-/// The model's input side for reduced-scale decoding of live sources, read before the model is loaded:
-/// the bundled model's 192 px unless the file name says otherwise (`...-224.onnx`).
-pub fn model_input_hint(path: &Path) -> u32 {
-    path.file_stem()
-        .and_then(|s| s.to_str())
-        .and_then(|s| s.rsplit('-').next())
-        .and_then(|n| n.parse::<u32>().ok())
-        .filter(|n| (32..=1024).contains(n))
-        .unwrap_or(192)
-}
-
 /// The model to use: `--model`, else the config's, else `models/failure.onnx` (on 64-bit ARM boards the int8
 /// `models/failure-int8.onnx`, see models/MODEL_CARD.md) of the installation
 /// (the working directory, then beside or above the executable).

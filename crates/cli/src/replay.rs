@@ -52,14 +52,17 @@ pub fn run(args: Args, cfg: Config, model: Option<PathBuf>) -> Result<ExitCode> 
             .map_err(anyhow::Error::msg)?;
     let stop = Arc::new(AtomicBool::new(false));
     let model_path = crate::model_path(model, &cfg)?;
+    let model = OnnxModel::load(&model_path, cfg.detector_threads())?;
+    // JPEG frames are decoded at the reduced DCT scale the model's input allows (unless the config turns
+    // that off), as `vigil run` does; a file is still read frame by frame, none dropped.
+    let model_input = model.info().input_size;
     let source = if spec.is_live() {
-        let mut opts = cfg.source.live_options(crate::model_input_hint(&model_path));
+        let mut opts = cfg.source.live_options(model_input);
         opts.stop = Some(stop.clone());
         vigil_capture::open_spec(&spec, timing, &opts)?
     } else {
-        vigil_capture::open(&args.path, timing)?
+        vigil_capture::open_scaled(&args.path, timing, cfg.source.reduced_decode.then_some(model_input))?
     };
-    let model = OnnxModel::load(&model_path, cfg.detector_threads())?;
     let detector = model.detector()?;
     let mut events_out = create(args.events.as_ref(), "events file")?;
     let mut scores_out = create(args.scores.as_ref(), "scores file")?;
