@@ -15,6 +15,12 @@
 //! held above the threshold raises one on its `min_frames`-th frame while frames are less than
 //! `memory_s * ln 2` seconds apart), the kind is armed and its cooldown has passed. After an event its kind is
 //! disarmed until a cold frame (hysteresis) and silent for `cooldown_s` seconds of media time (no floods).
+//! The evidence must also span `min_span_s` seconds of media time, from the kind's first hot frame since the
+//! last cold one (default 0.4 s: three frames of a 5 fps stream, the fastest rate at which a held failure
+//! must still be caught within three frames). A print fails over seconds to minutes, so a fast stream (a
+//! 30 fps recording, say) needs the same 0.4 s of media time rather than the same two frames: a look-alike
+//! that fills a few hundredths of a second of video does not raise an event, while a 5 fps stream, a
+//! 10-second timelapse and everything slower raise one within three frames.
 //! A warning whose evidence has lasted `escalate_s` seconds without a cold frame becomes a failure.
 //!
 //! The *per-camera baseline* is a slow running level of the scores (it rises with time constant `baseline_s`,
@@ -89,6 +95,9 @@ pub struct JudgeConfig {
     pub clear_threshold: Option<f32>,
     /// Hot frames in one place needed for an event. Default 2; range 2..=100 (one spike never alarms).
     pub min_frames: u32,
+    /// Media seconds the evidence for an event must span, from the first hot frame since the last cold one.
+    /// Default 0.4 (three frames at 5 fps); range [0, 3600]; 0 turns this off.
+    pub min_span_s: f64,
     /// Media seconds for evidence to decay to 1/e. Default 120; range (0, 86400].
     pub memory_s: f64,
     /// Media seconds after an event during which no other event of its kind is raised. Default 300; >= 0.
@@ -116,6 +125,7 @@ impl Default for JudgeConfig {
             failure_threshold: None,
             clear_threshold: None,
             min_frames: 2,
+            min_span_s: 0.4,
             memory_s: 120.0,
             cooldown_s: 300.0,
             escalate_s: 600.0,
@@ -166,6 +176,9 @@ impl JudgeConfig {
         }
         if !(2..=100).contains(&self.min_frames) {
             return bad("min_frames", self.min_frames as f64, "2..=100");
+        }
+        if !(self.min_span_s >= 0.0 && self.min_span_s <= 3600.0) {
+            return bad("min_span_s", self.min_span_s, "[0, 3600]");
         }
         if !(self.memory_s > 0.0 && self.memory_s <= 86_400.0) {
             return bad("memory_s", self.memory_s, "(0, 86400]");
@@ -350,6 +363,12 @@ impl Track {
         }
     }
 
+    /// Whether the evidence has lasted `min_span_s` of media time (a small tolerance absorbs the rounding of
+    /// frame times summed from their intervals).
+    fn spans(&self, t: f64, min_span_s: f64) -> bool {
+        min_span_s <= 0.0 || self.since.is_some_and(|s| t - s >= min_span_s - 1e-6)
+    }
+
     fn cooled(&self, t: f64, cooldown_s: f64) -> bool {
         self.last_event_t.is_none_or(|last| t - last >= cooldown_s || t < last)
     }
@@ -441,13 +460,14 @@ impl Judge {
         self.warning.update(t, decay, adjusted >= self.warning_t, adjusted < self.clear_t, persistent);
 
         let cooldown = self.cfg.cooldown_s;
+        let span = self.cfg.min_span_s;
         let escalated = self.warning.evidence >= self.need
             && adjusted >= self.warning_t
             && self.warning.since.is_some_and(|s| t - s >= self.cfg.escalate_s);
         let mut kind = None;
         if self.failure.armed
             && self.failure.cooled(t, cooldown)
-            && (self.failure.evidence >= self.need || escalated)
+            && ((self.failure.evidence >= self.need && self.failure.spans(t, span)) || escalated)
         {
             self.failure.fire(t);
             // A failure says more than a warning: no warning until the score clears.
@@ -457,6 +477,7 @@ impl Judge {
             && self.warning.cooled(t, cooldown)
             && self.failure.cooled(t, cooldown)
             && self.warning.evidence >= self.need
+            && self.warning.spans(t, span)
         {
             self.warning.fire(t);
             kind = Some(EventKind::Warning);
@@ -551,11 +572,33 @@ mod tests {
     }
 
     #[test]
-    fn a_held_failure_score_raises_one_failure_on_the_second_frame_whatever_the_frame_rate() {
-        for dt in [0.2, 1.0, 10.0, 60.0] {
+    fn a_held_failure_score_raises_one_failure_on_the_second_frame_at_2_5_fps_and_slower() {
+        for dt in [0.4, 1.0, 10.0, 60.0] {
             let ev = run_at(&JudgeConfig::default(), &every(dt, &[0.1, 0.99, 0.99, 0.99, 0.99]));
             assert_eq!(ev, vec![(EventKind::Failure, 2)], "frames {dt} s apart");
         }
+    }
+
+    #[test]
+    fn a_held_failure_score_raises_failure_on_the_third_frame_at_5_fps() {
+        let ev = run_at(&JudgeConfig::default(), &every(0.2, &[0.1, 0.99, 0.99, 0.99, 0.99]));
+        assert_eq!(ev, vec![(EventKind::Failure, 3)]);
+    }
+
+    #[test]
+    fn a_look_alike_held_for_less_than_min_span_s_of_a_30_fps_stream_raises_nothing() {
+        // Ten hot frames in one place, 1/30 s apart: 0.3 s of media time, then the score falls back.
+        let mut scores = vec![0.1];
+        scores.extend([0.97; 10]);
+        scores.extend([0.1; 20]);
+        assert!(run_at(&JudgeConfig::default(), &every(1.0 / 30.0, &scores)).is_empty());
+        // Held longer, the same stream raises failure once the evidence spans 0.4 s (the 13th hot frame).
+        let mut held = vec![0.1];
+        held.extend([0.97; 20]);
+        assert_eq!(
+            run_at(&JudgeConfig::default(), &every(1.0 / 30.0, &held)),
+            vec![(EventKind::Failure, 13)]
+        );
     }
 
     #[test]
@@ -684,10 +727,11 @@ mod tests {
         {
             frames.push(((30 + k) as f64 / 30.0, 0.97, vec![region(10.0)], quality(s, c)));
         }
-        let cfg = JudgeConfig::default();
+        // The gate alone (no minimum span) keeps the fade out.
+        let cfg = JudgeConfig { min_span_s: 0.0, ..Default::default() };
         assert!(run_gated(&cfg, &frames).is_empty());
         // Without the gate the same frames raise a failure.
-        let ungated = JudgeConfig { gate_sharpness: 0.0, gate_contrast: 0.0, ..Default::default() };
+        let ungated = JudgeConfig { gate_sharpness: 0.0, gate_contrast: 0.0, ..cfg.clone() };
         assert_eq!(first(&run_gated(&ungated, &frames), EventKind::Failure), Some(31));
         let mut j = Judge::new(cfg);
         for (i, (t, s, r, q)) in frames.iter().enumerate() {
@@ -779,7 +823,7 @@ mod tests {
         #[test]
         fn with_the_gate_a_score_held_above_the_failure_threshold_on_steady_frames_raises_failure_within_3_frames(
             before in frames_q(),
-            dt in 0.05f64..60.0,
+            dt in 0.2f64..60.0,
             held in 0f32..=1.0,
             sens in 0usize..3,
         ) {
@@ -861,7 +905,7 @@ mod tests {
         #[test]
         fn a_score_held_above_the_failure_threshold_raises_failure_within_3_frames(
             before in frames(),
-            dt in 0.05f64..60.0,
+            dt in 0.2f64..60.0,
             held in 0f32..=1.0,
             sens in 0usize..3,
         ) {
@@ -881,6 +925,36 @@ mod tests {
             }
             let ev = run_at(&cfg, &f);
             prop_assert!(ev.iter().any(|e| e.0 == EventKind::Failure && e.1 >= start && e.1 < start + 3), "{ev:?}");
+        }
+
+        #[test]
+        fn on_faster_streams_a_held_failure_score_raises_failure_once_it_spans_min_span_s(
+            before in frames(),
+            dt in 0.01f64..0.2,
+            held in 0f32..=1.0,
+            sens in 0usize..3,
+        ) {
+            // Faster than 5 fps: the event comes on the first frame at least `min_span_s` after the first hot
+            // one, and not before.
+            let cfg = JudgeConfig::with_sensitivity([Sensitivity::Low, Sensitivity::Medium, Sensitivity::High][sens]);
+            let (_, fail, _) = cfg.thresholds();
+            let level = fail + held * (1.0 - fail);
+            let mut f = before;
+            let mut t = f.last().map_or(0.0, |x| x.0);
+            t += cfg.cooldown_s + 1.0;
+            f.push((t, 0.0, vec![]));
+            let start = f.len() as u64;
+            let first_hot = t + dt;
+            let mut expected = None;
+            for i in 0..200u64 {
+                t += dt;
+                f.push((t, level, vec![region(400.0)]));
+                if expected.is_none() && i >= 1 && t - first_hot >= cfg.min_span_s - 1e-6 {
+                    expected = Some(start + i);
+                }
+            }
+            let ev: Vec<_> = run_at(&cfg, &f).into_iter().filter(|e| e.1 >= start).collect();
+            prop_assert_eq!(ev.first().copied(), expected.map(|e| (EventKind::Failure, e)), "{:?}", ev);
         }
     }
 }
