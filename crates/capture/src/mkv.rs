@@ -239,10 +239,7 @@ impl MkvReader {
             match id {
                 // A cluster cut short is still read up to the cut, which shows when a block is incomplete.
                 CLUSTER => self.enter_cluster(size),
-                TIMECODE if self.cluster_end.is_some() => {
-                    let v = self.read_body(size)?;
-                    self.cluster_tc = uint(&v) as i64;
-                }
+                TIMECODE if self.cluster_end.is_some() => self.cluster_tc = self.read_uint(size)? as i64,
                 SIMPLE_BLOCK | BLOCK_GROUP if self.cluster_end.is_some() => {
                     if cut {
                         return Ok(Next::Cut {
@@ -344,6 +341,20 @@ impl MkvReader {
         let mut v = vec![0u8; size as usize];
         self.read_exact(&mut v)?;
         Ok(v)
+    }
+
+    /// Reads an unsigned integer element's body without allocating (one per cluster: often one per frame);
+    /// as [`uint`], only its first 8 bytes count.
+    fn read_uint(&mut self, size: Option<u64>) -> Result<u64, String> {
+        let size =
+            size.filter(|s| *s <= MAX_ELEMENT).ok_or("integer element of unknown or excessive size")?;
+        let mut v = [0u8; 8];
+        let n = size.min(8) as usize;
+        self.read_exact(&mut v[..n])?;
+        if size > 8 {
+            self.skip(Some(size - 8))?;
+        }
+        Ok(uint(&v[..n]))
     }
 
     fn skip(&mut self, size: Option<u64>) -> Result<(), String> {
