@@ -349,6 +349,8 @@ pub(crate) struct Probe {
     pub fps: f64,
     /// Presentation times of its packets, in order: one per frame.
     pub times: Vec<f64>,
+    /// The frame count of an MP4/MOV index; `None` for other containers, whose counts are not always
+    /// frames (an AVI remuxed from Matroska declares its stream length in ticks of a finer time base).
     pub nb_frames: Option<u64>,
 }
 
@@ -360,7 +362,7 @@ pub(crate) fn probe(path: &Path) -> Result<Probe, String> {
         "-select_streams",
         "v:0",
         "-show_entries",
-        "stream=codec_name,pix_fmt,avg_frame_rate,r_frame_rate,nb_frames:packet=pts_time",
+        "stream=codec_name,pix_fmt,avg_frame_rate,r_frame_rate,nb_frames:packet=pts_time:format=format_name",
         "-of",
         "json",
     ]
@@ -394,12 +396,13 @@ pub(crate) fn probe(path: &Path) -> Result<Probe, String> {
         .map(|p| p.iter().filter_map(|p| p["pts_time"].as_str()?.parse::<f64>().ok()).collect())
         .unwrap_or_default();
     times.sort_by(f64::total_cmp);
+    let indexed = v["format"]["format_name"].as_str().is_some_and(|f| f.split(',').any(|n| n == "mov"));
     Ok(Probe {
         codec: stream["codec_name"].as_str().unwrap_or_default().to_string(),
         pix_fmt: stream["pix_fmt"].as_str().unwrap_or_default().to_string(),
         fps,
         times,
-        nb_frames: stream["nb_frames"].as_str().and_then(|s| s.parse().ok()),
+        nb_frames: stream["nb_frames"].as_str().and_then(|s| s.parse().ok()).filter(|_| indexed),
     })
 }
 
