@@ -8,7 +8,8 @@
 # aarch64 ONNX Runtime library first (idempotent). Outputs, under $CARGO_TARGET_DIR (default target/):
 #   aarch64-unknown-linux-gnu/release/vigil   the binary (finds libturbojpeg through $ORIGIN/../lib)
 #   vigil-aarch64.tar.gz                      bin/vigil, lib/ (libonnxruntime, libturbojpeg and any other
-#                                             sysroot library it links), models/failure.onnx
+#                                             sysroot library it links), models/failure-int8.onnx (what
+#                                             vigil uses by default on aarch64) and models/failure.onnx
 # Emulated times mean nothing: only correctness is checked here.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -60,7 +61,7 @@ cp -P "$base"/onnxruntime/libonnxruntime.so* "$stage/vigil/lib/"
 for lib in $(aarch64-linux-gnu-readelf -d "$bin" | sed -n 's/.*Shared library: \[\(libturbojpeg[^]]*\|libopencv_[^]]*\)\].*/\1/p'); do
   cp -L "$multi/$lib" "$stage/vigil/lib/"
 done
-cp models/failure.onnx "$stage/vigil/models/"
+cp models/failure-int8.onnx models/failure.onnx "$stage/vigil/models/"
 tar -C "$stage" -czf "$out/vigil-aarch64.tar.gz" vigil
 say "bundle $out/vigil-aarch64.tar.gz ($(du -h "$out/vigil-aarch64.tar.gz" | cut -f1))"
 glibc_need() { aarch64-linux-gnu-objdump -T "$1" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n1; }

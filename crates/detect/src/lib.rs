@@ -6,8 +6,9 @@
 //! does, which the model was trained with, without linking OpenCV). [`OnnxModel`] is the ONNX Runtime
 //! backend; [`runtime`] holds the process-wide ONNX Runtime environment that every model in vigil shares. The
 //! [`judge`] module is the pure temporal rule that turns per-frame scores into `warning` and `failure` events
-//! (sensitivity, hysteresis, cooldown, spatial persistence, a per-camera baseline, decay per second of media
-//! time); it does no I/O.
+//! (sensitivity, hysteresis, cooldown, spatial persistence, a minimum span of media time, a per-camera
+//! baseline, decay per second of media time, and a quality gate that leaves out frames much blurrier or
+//! flatter than the camera's recent ones); it does no I/O.
 
 pub mod judge;
 mod model;
