@@ -57,12 +57,21 @@ pub struct LoopingSource {
     last: (u64, f64),
     /// Rounds started so far.
     pub rounds: u64,
+    min_side: Option<u32>,
 }
 
 impl LoopingSource {
+    /// `path` decoded at full size, looped until `limit` frames.
     pub fn open(path: &Path, limit: u64) -> Result<Self, CaptureError> {
-        let inner = VideoFile::open(path, Timing::Media)?;
+        Self::open_scaled(path, limit, None)
+    }
+
+    /// `path` decoded as `vigil replay` decodes it for a model of input side `min_side` (JPEG frames at the
+    /// reduced DCT scale), looped until `limit` frames.
+    pub fn open_scaled(path: &Path, limit: u64, min_side: Option<u32>) -> Result<Self, CaptureError> {
+        let inner = VideoFile::open_scaled(path, Timing::Media, min_side)?;
         Ok(Self {
+            min_side,
             path: path.to_path_buf(),
             inner,
             id: format!("{} (looped)", path.display()),
@@ -97,7 +106,7 @@ impl FrameSource for LoopingSource {
                 }
                 Ok(None) | Err(CaptureError::Truncated { .. }) if !restarted => {
                     restarted = true;
-                    self.inner = VideoFile::open(&self.path, Timing::Media)?;
+                    self.inner = VideoFile::open_scaled(&self.path, Timing::Media, self.min_side)?;
                     self.seq_base = self.last.0 + 1;
                     self.t_base = self.last.1 + 1.0;
                     self.rounds += 1;

@@ -248,8 +248,9 @@ fn stages(cli: &Cli, path: &Path, n: usize) -> Result<()> {
 }
 
 fn soak(cli: &Cli, path: &Path, n: u64, every: u64) -> Result<()> {
-    let source = vigil_benches::LoopingSource::open(path, n)?;
     let model = OnnxModel::load(&cli.model, cli.threads)?;
+    // Decoded as `vigil replay` decodes it: JPEG frames at the reduced DCT scale the model input allows.
+    let source = vigil_benches::LoopingSource::open_scaled(path, n, Some(model.info().input_size))?;
     let detector = model.detector()?;
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
