@@ -14,7 +14,7 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 use vigil_frame::{Image, PixelFormat, Polygon};
 
-use crate::config::{InputLimits, MinimiseConfig, PrivacyConfig};
+use crate::config::{FaceConfig, InputLimits, MinimiseConfig, PrivacyConfig};
 use crate::faces::{CenterFace, FaceDetector, FaceError};
 use crate::identity::HardwareIds;
 use crate::segments::{self, SegmentError};
@@ -235,26 +235,50 @@ pub struct Scrubber {
     minimise: MinimiseConfig,
     input: InputLimits,
     mask_scale: f32,
-    faces: Result<Box<dyn FaceDetector>, FaceError>,
+    faces: Faces,
     forbidden: Vec<Vec<u8>>,
+}
+
+/// The face detector, loaded at the first snapshot that needs it: a pipeline whose owner is not in the
+/// programme, or that never sees a failure, never holds the model's memory.
+enum Faces {
+    Unloaded(FaceConfig),
+    Ready(Box<dyn FaceDetector>),
+    Failed(FaceError),
+}
+
+impl Faces {
+    fn get(&mut self) -> Result<&mut Box<dyn FaceDetector>, FaceError> {
+        if let Faces::Unloaded(f) = self {
+            *self = match CenterFace::load(&f.model, f.threshold, f.detect_max_side, f.threads) {
+                Ok(c) => Faces::Ready(Box::new(c)),
+                Err(e) => Faces::Failed(e),
+            };
+        }
+        match self {
+            Faces::Ready(f) => Ok(f),
+            Faces::Failed(e) => Err(e.clone()),
+            Faces::Unloaded(f) => {
+                Err(FaceError::Missing { path: f.model.clone(), reason: "not loaded".into() })
+            }
+        }
+    }
 }
 
 impl Scrubber {
     /// A scrubber with the given face detector.
     pub fn new(cfg: &PrivacyConfig, faces: Box<dyn FaceDetector>) -> Self {
-        Self::with_faces(cfg, Ok(faces))
+        Self::with_faces(cfg, Faces::Ready(faces))
     }
 
-    /// A scrubber with CenterFace loaded from `cfg.faces.model`. If the model cannot be loaded the scrubber
+    /// A scrubber with CenterFace from `cfg.faces.model`, loaded when the first image is scrubbed (or
+    /// [`Scrubber::face_model_ready`] is asked). If the model cannot be loaded the scrubber
     /// is still made, and drops every snapshot with [`DropReason::Faces`] (fail closed).
     pub fn from_config(cfg: &PrivacyConfig) -> Self {
-        let f = &cfg.faces;
-        let faces = CenterFace::load(&f.model, f.threshold, f.detect_max_side, f.threads)
-            .map(|c| Box::new(c) as Box<dyn FaceDetector>);
-        Self::with_faces(cfg, faces)
+        Self::with_faces(cfg, Faces::Unloaded(cfg.faces.clone()))
     }
 
-    fn with_faces(cfg: &PrivacyConfig, faces: Result<Box<dyn FaceDetector>, FaceError>) -> Self {
+    fn with_faces(cfg: &PrivacyConfig, faces: Faces) -> Self {
         Self {
             minimise: cfg.minimise.clone(),
             input: cfg.input.clone(),
@@ -271,9 +295,14 @@ impl Scrubber {
         self
     }
 
-    /// Whether the face model loaded (when `false`, every snapshot is dropped).
-    pub fn face_model_ready(&self) -> bool {
-        self.faces.is_ok()
+    /// Whether the face model loads (when `false`, every snapshot is dropped); loads it if not yet loaded.
+    pub fn face_model_ready(&mut self) -> bool {
+        self.faces.get().is_ok()
+    }
+
+    /// Whether the face model has been loaded yet (it is loaded at the first scrub).
+    pub fn face_model_loaded(&self) -> bool {
+        matches!(self.faces, Faces::Ready(_))
     }
 
     /// Scrubs a camera frame's pixels (no orientation metadata: frames are upright).
@@ -289,10 +318,7 @@ impl Scrubber {
     }
 
     fn scrub_rgb(&mut self, mut rgb: RgbImage) -> Result<Scrubbed, DropReason> {
-        let faces = match &mut self.faces {
-            Ok(f) => f,
-            Err(e) => return Err(DropReason::Faces(e.clone())),
-        };
+        let faces = self.faces.get().map_err(DropReason::Faces)?;
         let fill = self.minimise.fill;
         for mask in &self.minimise.masks {
             apply_mask(&mut rgb, mask, fill);

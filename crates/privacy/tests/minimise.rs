@@ -69,6 +69,17 @@ fn the_astronauts_face_comes_out_filled_solid() {
 }
 
 #[test]
+fn the_face_model_is_loaded_at_the_first_scrub_not_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let mut scrubber = Scrubber::from_config(&cfg);
+    assert!(!scrubber.face_model_loaded(), "a scrubber that has scrubbed nothing holds no face model");
+    let frame = Image::filled(64, 48, PixelFormat::Bgr8, 128);
+    scrubber.scrub_image(&frame).unwrap();
+    assert!(scrubber.face_model_loaded());
+}
+
+#[test]
 fn without_the_face_model_every_snapshot_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
