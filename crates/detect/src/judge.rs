@@ -782,6 +782,33 @@ mod tests {
         })
     }
 
+    /// One frame for the judge: media time, score, regions.
+    type Scored = (f64, f32, Vec<Region>);
+
+    /// `before`, then (after the cooldown) a cold frame and `n` frames `dt` apart holding a score at or above
+    /// the failure threshold of sensitivity `sens` in one place; the settings, the frames and the index of the
+    /// first held frame.
+    fn held_failure(
+        mut f: Vec<Scored>,
+        sens: usize,
+        held: f32,
+        dt: f64,
+        n: usize,
+    ) -> (JudgeConfig, Vec<Scored>, u64) {
+        let cfg =
+            JudgeConfig::with_sensitivity([Sensitivity::Low, Sensitivity::Medium, Sensitivity::High][sens]);
+        let (_, fail, _) = cfg.thresholds();
+        let level = fail + held * (1.0 - fail);
+        let mut t = f.last().map_or(0.0, |x| x.0) + cfg.cooldown_s + 1.0;
+        f.push((t, 0.0, vec![]));
+        let start = f.len() as u64;
+        for _ in 0..n {
+            t += dt;
+            f.push((t, level, vec![region(400.0)]));
+        }
+        (cfg, f, start)
+    }
+
     /// [`frames`] with a quality each: sharpness and contrast anywhere from nothing to a sharp scene.
     fn frames_q() -> impl Strategy<Value = Vec<(f64, f32, Vec<Region>, FrameQuality)>> {
         (frames(), prop::collection::vec((0f32..3000.0, 0f32..80.0), 150)).prop_map(|(f, q)| {
@@ -910,19 +937,8 @@ mod tests {
             sens in 0usize..3,
         ) {
             // After any history that ends with a cold frame, a score held at or above the failure threshold,
-            // in one place, at any steady frame spacing up to a minute.
-            let cfg = JudgeConfig::with_sensitivity([Sensitivity::Low, Sensitivity::Medium, Sensitivity::High][sens]);
-            let (_, fail, _) = cfg.thresholds();
-            let level = fail + held * (1.0 - fail);
-            let mut f = before;
-            let mut t = f.last().map_or(0.0, |x| x.0);
-            t += cfg.cooldown_s + 1.0;
-            f.push((t, 0.0, vec![]));
-            let start = f.len() as u64;
-            for _ in 0..3 {
-                t += dt;
-                f.push((t, level, vec![region(400.0)]));
-            }
+            // in one place, at any steady frame spacing from 5 fps to a minute.
+            let (cfg, f, start) = held_failure(before, sens, held, dt, 3);
             let ev = run_at(&cfg, &f);
             prop_assert!(ev.iter().any(|e| e.0 == EventKind::Failure && e.1 >= start && e.1 < start + 3), "{ev:?}");
         }
@@ -936,23 +952,10 @@ mod tests {
         ) {
             // Faster than 5 fps: the event comes on the first frame at least `min_span_s` after the first hot
             // one, and not before.
-            let cfg = JudgeConfig::with_sensitivity([Sensitivity::Low, Sensitivity::Medium, Sensitivity::High][sens]);
-            let (_, fail, _) = cfg.thresholds();
-            let level = fail + held * (1.0 - fail);
-            let mut f = before;
-            let mut t = f.last().map_or(0.0, |x| x.0);
-            t += cfg.cooldown_s + 1.0;
-            f.push((t, 0.0, vec![]));
-            let start = f.len() as u64;
-            let first_hot = t + dt;
-            let mut expected = None;
-            for i in 0..200u64 {
-                t += dt;
-                f.push((t, level, vec![region(400.0)]));
-                if expected.is_none() && i >= 1 && t - first_hot >= cfg.min_span_s - 1e-6 {
-                    expected = Some(start + i);
-                }
-            }
+            let (cfg, f, start) = held_failure(before, sens, held, dt, 200);
+            let first_hot = f[start as usize].0;
+            let expected = (start + 1..f.len() as u64)
+                .find(|&i| f[i as usize].0 - first_hot >= cfg.min_span_s - 1e-6);
             let ev: Vec<_> = run_at(&cfg, &f).into_iter().filter(|e| e.1 >= start).collect();
             prop_assert_eq!(ev.first().copied(), expected.map(|e| (EventKind::Failure, e)), "{:?}", ev);
         }

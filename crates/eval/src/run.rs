@@ -268,15 +268,7 @@ pub fn evaluate(
                 progress.begin(&path.display().to_string(), Some(list.len() as u64));
                 let mut acc = Acc { labels: vec![], scores: vec![] };
                 for LabelledImage { path: p, label } in &list {
-                    let image = match vigil_capture::read_image(p) {
-                        Ok(i) => i,
-                        Err(e) => {
-                            progress.warn(&e.to_string());
-                            unreadable += 1;
-                            progress.step();
-                            continue;
-                        }
-                    };
+                    let Some(image) = read_or_count(p, progress, &mut unreadable) else { continue };
                     let d = detect(&image, &|| p.display().to_string())?;
                     samples += 1;
                     let y = *label == Label::Failure;
@@ -314,15 +306,7 @@ pub fn evaluate(
                 let mut by_source: Vec<Acc> =
                     sources.iter().map(|_| Acc { labels: vec![], scores: vec![] }).collect();
                 for img in &list.images {
-                    let image = match vigil_capture::read_image(&img.path) {
-                        Ok(i) => i,
-                        Err(e) => {
-                            progress.warn(&e.to_string());
-                            unreadable += 1;
-                            progress.step();
-                            continue;
-                        }
-                    };
+                    let Some(image) = read_or_count(&img.path, progress, &mut unreadable) else { continue };
                     let d = detect(&image, &|| img.path.display().to_string())?;
                     samples += 1;
                     let y = img.label == Label::Failure;
@@ -484,6 +468,23 @@ pub fn evaluate(
         ms_per_sample: started.elapsed().as_secs_f64() * 1e3 / samples.max(1) as f64,
         skipped,
     })
+}
+
+/// Reads a labelled image; one that cannot be read is reported, counted in `unreadable` and skipped.
+fn read_or_count(
+    path: &std::path::Path,
+    progress: &mut dyn Progress,
+    unreadable: &mut usize,
+) -> Option<Image> {
+    match vigil_capture::read_image(path) {
+        Ok(i) => Some(i),
+        Err(e) => {
+            progress.warn(&e.to_string());
+            *unreadable += 1;
+            progress.step();
+            None
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
