@@ -3,6 +3,7 @@
 #
 #   tools/arm/build.sh            release build + bundle + smoke run of the bundle under qemu
 #   tools/arm/build.sh --test     also the whole test suite, each test binary run under qemu-user
+#   VIGIL_ARM_TEST_BINARIES=REGEX tools/arm/build.sh --test   only the test binaries whose names match
 #
 # tools/arm/sysroot.sh prepares the cross compiler, the arm64 sysroot (libturbojpeg), qemu-user 10 and the
 # aarch64 ONNX Runtime library first (idempotent). Outputs, under $CARGO_TARGET_DIR (default target/):
@@ -25,7 +26,8 @@ base="$root/.local/arm"
 sysroot="$base/sysroot"
 qemu="$base/qemu/usr/bin/qemu-aarch64"
 multi="$sysroot/usr/lib/aarch64-linux-gnu"
-out="${CARGO_TARGET_DIR:-$root/target}"
+# Absolute, so the wrapper script for `vigil` works from any test's working directory.
+out=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")
 
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
@@ -105,8 +107,14 @@ say "running $(wc -l < "$list") test binaries under qemu-user ($($qemu --version
 failed=()
 while read -r dir exe; do
   name=$(basename "$exe")
+  # VIGIL_ARM_TEST_BINARIES (a grep -E pattern) runs only the test binaries whose names match.
+  if [ -n "${VIGIL_ARM_TEST_BINARIES:-}" ] && ! grep -qE "$VIGIL_ARM_TEST_BINARIES" <<<"$name"; then
+    continue
+  fi
+  # stdin from /dev/null: a server a test starts must not read the list this loop reads.
   if (cd "$dir" && ORT_DYLIB_PATH="$ORT_DYLIB_PATH_AARCH64" VIGIL_ROOT="$root" CARGO_MANIFEST_DIR="$dir" \
-      "$qemu" -L "$sysroot" "$exe" --test-threads=2 ${VIGIL_ARM_TEST_FILTER:-}) > "$base/test-$name.log" 2>&1; then
+      "$qemu" -L "$sysroot" "$exe" --test-threads=2 ${VIGIL_ARM_TEST_FILTER:-}) > "$base/test-$name.log" 2>&1 \
+      < /dev/null; then
     say "ok     $name: $(grep -h '^test result' "$base/test-$name.log" | tail -n1)"
   else
     failed+=("$name")
