@@ -86,7 +86,7 @@ PY
 [ $want_test -eq 1 ] || exit 0
 # --- the test suite under qemu-user ----------------------------------------------------------------------
 # Each test binary runs under qemu-user in its package's folder, as `cargo test` would run it. Tests that start
-# `vigil` itself find it behind a script that starts it under qemu (the kernel cannot run an aarch64 program
+# `vigil` (or the telemetry worker) find it behind a script that starts it under qemu (the kernel cannot run an aarch64 program
 # without binfmt_misc); cargo is not run again afterwards, so the script stays in place until the end.
 say "building the test suite for $target"
 list=$(mktemp)
@@ -99,10 +99,15 @@ for line in sys.stdin:
         print(m["manifest_path"].rsplit("/", 1)[0], m["executable"])
 ' > "$list"
 rel="$out/$target/release"
-cp "$rel/vigil" "$rel/vigil.aarch64"
-rm -f "$rel/vigil"
-printf '#!/bin/sh\nexec %s -L %s %s "$@"\n' "$qemu" "$sysroot" "$rel/vigil.aarch64" > "$rel/vigil"
-chmod +x "$rel/vigil"
+# The programs tests start: vigil, and the worker the kill -9 tests kill.
+wrapped="vigil vigil-telemetry-worker"
+for b in $wrapped; do
+  [ -f "$rel/$b" ] || continue
+  cp "$rel/$b" "$rel/$b.aarch64"
+  rm -f "$rel/$b"
+  printf '#!/bin/sh\nexec %s -L %s %s "$@"\n' "$qemu" "$sysroot" "$rel/$b.aarch64" > "$rel/$b"
+  chmod +x "$rel/$b"
+done
 say "running $(wc -l < "$list") test binaries under qemu-user ($($qemu --version | head -n1))"
 failed=()
 while read -r dir exe; do
@@ -121,7 +126,9 @@ while read -r dir exe; do
     say "FAILED $name: $(grep -h '^test result' "$base/test-$name.log" | tail -n1) (log: $base/test-$name.log)"
   fi
 done < "$list"
-rm -f "$rel/vigil" "$list"
-mv "$rel/vigil.aarch64" "$rel/vigil"
+rm -f "$list"
+for b in $wrapped; do
+  [ -f "$rel/$b.aarch64" ] && mv "$rel/$b.aarch64" "$rel/$b"
+done
 [ ${#failed[@]} -eq 0 ] || { say "failed: ${failed[*]}"; exit 1; }
 say "every test binary passed under qemu-user"
