@@ -169,16 +169,28 @@ fn lock_spool(dir: &Path) -> Result<Option<fs::File>, TelemetryError> {
             Err(_) => return Ok(None),
         },
     };
-    // SAFETY: flock on a valid open descriptor.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    // A lock can be held for a moment after its owner closed it: a child process that any thread of this
+    // process is starting holds a copy of every descriptor until it executes its program. Such a hold is
+    // waited out; a lock still held after LOCK_WAIT belongs to a running owner.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        // SAFETY: flock on a valid open descriptor.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(Some(f));
+        }
         let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Ok(None);
+        }
+        if std::time::Instant::now() >= deadline {
             return Err(TelemetryError::Busy(dir.display().to_string()));
         }
-        return Ok(None);
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    Ok(Some(f))
 }
+
+/// How long opening a spool waits for a lock that is held for a moment only.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> TelemetryError {
     let context = context.into();

@@ -535,6 +535,22 @@ fn spool_ls_show_extract_and_purge() {
 }
 
 #[test]
+fn a_spool_lock_held_for_a_moment_is_waited_for() {
+    // A lock released shortly after (as when a starting child process briefly holds a copy of the
+    // descriptor) does not make the spool busy.
+    let t = tmp();
+    let clock = Arc::new(ManualClock::new(NOW));
+    let held = open(t.path(), limits(), &clock);
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        drop(held);
+    });
+    let c: Arc<dyn Clock> = clock.clone();
+    inspect::purge(t.path(), c).expect("the lock was released within the wait");
+    release.join().expect("releasing thread");
+}
+
+#[test]
 fn purge_refuses_while_another_process_holds_the_spool() {
     let t = tmp();
     let clock = Arc::new(ManualClock::new(NOW));
