@@ -30,7 +30,8 @@ pub struct Args {
     /// Also write each event as one JSON line to FILE.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
-    /// Write every analysed frame's score as one JSON line to FILE: {"frame": N, "t": s, "score": x}.
+    /// Write every analysed frame's score as one JSON line to FILE: {"frame": N, "t": s, "score": x}, each
+    /// line as soon as its frame is judged.
     #[arg(long, value_name = "FILE")]
     scores: Option<PathBuf>,
     /// Write the summary as JSON to FILE.
@@ -95,6 +96,8 @@ pub fn run(args: Args, cfg: Config, model: Option<PathBuf>) -> Result<ExitCode> 
             let line = ScoreLine { frame: f.seq, t: f.t, score: j.scored.detection.score };
             serde_json::to_writer(&mut *out, &line)?;
             writeln!(out).context("cannot write the scores file")?;
+            // Written through as each frame is judged, so the file can be followed while a replay runs.
+            out.flush().context("cannot write the scores file")?;
         }
         let Some(event) = j.event else { continue };
         let line = format!(

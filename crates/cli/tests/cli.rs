@@ -222,15 +222,24 @@ fn replay_of_the_shared_scythe_footage_alarms_on_spaghetti_only() {
 fn ctrl_c_stops_a_replay_cleanly_with_a_summary() {
     let dir = tempfile::tempdir().unwrap();
     let sum = dir.path().join("sum.json");
+    let scores = dir.path().join("scores.jsonl");
     // Paced in real time, the clip would take 24 s.
-    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["replay", "fixtures/footage/normal.mkv", "--realtime", "--summary", sum.to_str().unwrap()])
+        .arg("--scores")
+        .arg(&scores)
         .current_dir(root())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Interrupt it once two frames have been judged (however long the model takes to load here).
+    let waiting = std::time::Instant::now();
+    while std::fs::read_to_string(&scores).unwrap_or_default().lines().count() < 2 {
+        assert!(child.try_wait().unwrap().is_none(), "replay ended before it was interrupted");
+        assert!(waiting.elapsed() < std::time::Duration::from_secs(300), "no frame judged in 300 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let started = std::time::Instant::now();

@@ -180,7 +180,8 @@ fn leaving_the_programme_mid_replay_stops_everything_from_the_next_frame() {
     let audit = dir.path().join("audit.jsonl");
     let started = Instant::now();
     while !std::fs::read_to_string(&audit).unwrap_or_default().contains("\"handed_on\"") {
-        assert!(started.elapsed() < Duration::from_secs(30), "no snapshot was ever handed on");
+        // Generous: only a guard against a replay that never hands anything on (slow under an emulator).
+        assert!(started.elapsed() < Duration::from_secs(300), "no snapshot was ever handed on");
         assert!(child.try_wait().unwrap().is_none(), "replay ended before any snapshot");
         std::thread::sleep(Duration::from_millis(20));
     }

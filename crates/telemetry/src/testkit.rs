@@ -200,6 +200,8 @@ pub struct Kill9Report {
     pub wrong_region: u64,
     /// Temp files seen after a kill (removed at the next start; not an error).
     pub temp_files_seen: u64,
+    /// The longest kill delay used: `max_delay`, or longer where the worker is slower (see [`kill9`]).
+    pub max_delay: Duration,
 }
 
 /// Where the harness's worker sends its bundles.
@@ -241,6 +243,11 @@ fn check_bundle(data: &[u8]) -> Result<Option<(u64, Region)>, String> {
 /// Starts `worker` `iterations` times on one spool, kills each with SIGKILL after a random delay of up to
 /// `max_delay`, checks the spool after every kill, then lets one last worker finish and checks that every
 /// stored event arrived exactly once, whole, at its own region.
+///
+/// Delays count from the worker's `START` line, so the time a process takes to be loaded (long under an
+/// emulator) is not spent before it runs a line of its own. A first, unkilled run of three events measures
+/// how long the worker takes; where that is longer than `max_delay` (a slow or emulated machine), the
+/// delays span that instead, so kills still land before, inside and after its writes.
 pub fn kill9(
     worker: &Path,
     work: &Path,
@@ -265,25 +272,36 @@ pub fn kill9(
             }
         }
     };
-    let run = |start: u64, events: u64, kill_after: Option<Duration>| -> io::Result<Vec<String>> {
-        let mut cmd = Command::new(worker);
-        base_args(&mut cmd);
-        cmd.args(["--start", &start.to_string(), "--events", &events.to_string()]);
-        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
-        let out = child.stdout.take();
-        if let Some(d) = kill_after {
-            std::thread::sleep(d);
-            child.kill()?; // SIGKILL
-        }
-        let mut lines = Vec::new();
-        if let Some(out) = out {
-            for l in BufReader::new(out).lines() {
-                lines.push(l?);
+    let run =
+        |start: u64, events: u64, kill_after: Option<Duration>| -> io::Result<(Vec<String>, Duration)> {
+            let mut cmd = Command::new(worker);
+            base_args(&mut cmd);
+            cmd.args(["--start", &start.to_string(), "--events", &events.to_string()]);
+            let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+            let mut out = child.stdout.take().map(BufReader::new);
+            let mut lines = Vec::new();
+            // The worker's first line says it is running; the delay starts there.
+            let mut first = String::new();
+            if let Some(out) = out.as_mut() {
+                out.read_line(&mut first)?;
             }
-        }
-        child.wait()?;
-        Ok(lines)
-    };
+            let started = Instant::now();
+            if let Some(d) = kill_after {
+                std::thread::sleep(d);
+                child.kill()?; // SIGKILL
+            }
+            if !first.is_empty() {
+                lines.push(first.trim_end().to_string());
+            }
+            if let Some(out) = out {
+                for l in out.lines() {
+                    lines.push(l?);
+                }
+            }
+            let took = started.elapsed();
+            child.wait()?;
+            Ok((lines, took))
+        };
     let scan = |report: &mut Kill9Report| -> io::Result<()> {
         for e in fs::read_dir(&spool)? {
             let e = e?;
@@ -316,15 +334,22 @@ pub fn kill9(
             }
         }
     };
+    // How long the worker takes to store and deliver three events here, unkilled (numbered after the
+    // killed runs' events, and checked with them at the end).
+    let (lines, took) = run(1_000 * (iterations + 1), 3, None)?;
+    tally(&lines, &mut report);
+    scan(&mut report)?;
+    let max_delay = max_delay.max(took * 2);
+    report.max_delay = max_delay;
     for i in 0..iterations {
         let events = 1 + rng.below(6);
         let delay = Duration::from_micros(rng.below(max_delay.as_micros() as u64 + 1));
-        let lines = run(1_000 * (i + 1), events, Some(delay))?;
+        let (lines, _) = run(1_000 * (i + 1), events, Some(delay))?;
         report.iterations += 1;
         tally(&lines, &mut report);
         scan(&mut report)?;
     }
-    let lines = run(0, 0, None)?;
+    let (lines, _) = run(0, 0, None)?;
     if !lines.iter().any(|l| l == "DONE") {
         return Err(io::Error::other("the final worker did not finish its drain"));
     }

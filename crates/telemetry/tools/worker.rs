@@ -1,6 +1,7 @@
 //! Writer/uploader process for the kill -9 tests: submits generated events to a spool and uploads them
 //! (or hands them off), printing `STORED n` once an event is durably spooled and `ACK id` once a server
-//! answered 2xx. The harness kills it with SIGKILL at random points.
+//! answered 2xx. Its first line, `START`, says it is running. The harness kills it with SIGKILL at random
+//! points after that.
 //!
 //! `vigil-telemetry-worker --spool DIR (--us URL --cn URL | --outbox DIR) --start N --events K`
 
@@ -17,6 +18,8 @@ use vigil_telemetry::{
 };
 
 fn run() -> Result<(), String> {
+    let out = std::io::stdout();
+    let _ = writeln!(out.lock(), "START");
     let mut spool = None;
     let (mut us, mut cn, mut outbox) = (None, None, None);
     let (mut start, mut events) = (0u64, 0u64);
@@ -60,7 +63,6 @@ fn run() -> Result<(), String> {
             Err(e) => return Err(e.to_string()),
         }
     };
-    let out = std::io::stdout();
     let pump = |t: &Telemetry, uploader: &mut HttpUploader| -> Result<(), String> {
         if handoff {
             t.handoff().map_err(|e| e.to_string())?;
