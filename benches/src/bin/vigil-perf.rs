@@ -57,6 +57,8 @@ enum Command {
 }
 
 fn main() -> Result<()> {
+    // As `vigil` does, so the soak's memory figures are the daemon's.
+    vigil_pipeline::limit_allocator();
     let cli = Cli::parse();
     match &cli.command {
         Command::Limit { path, frames } => limit(&cli, path, *frames),

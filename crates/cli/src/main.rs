@@ -51,12 +51,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // At most two glibc arenas: otherwise each thread gets one holding freed memory, and RAM is scarce.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
+    // Before any other thread exists: fewer arenas, large blocks given back when freed (RAM is scarce).
+    vigil_pipeline::limit_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")

@@ -73,6 +73,10 @@ fn builder(intra_threads: usize) -> Result<ort::session::builder::SessionBuilder
         .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::Level3).map_err(Into::into))
         .and_then(|b| b.with_intra_threads(intra_threads.max(1)).map_err(Into::into))
         .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+        // Without a memory pattern, each run takes its tensors from the arena one by one instead of reserving
+        // one block planned for the whole run next to the arena's own: measured on the failure model, 9 MB
+        // (fp32) and 5 MB (int8) less resident memory, no slower.
+        .and_then(|b| b.with_memory_pattern(false).map_err(Into::into))
         .map_err(|e: ort::Error| e.to_string())
 }
 

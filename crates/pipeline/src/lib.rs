@@ -19,7 +19,7 @@ pub use config::{
     Config, ConfigError, DetectorConfig, DeviceConfig, MetricsConfig, PipelineConfig, SourceConfig,
 };
 pub use metrics::{metric, render_counters, serve_metrics, Render};
-pub use perf::{peak_rss_kb, rss_kb, Histogram};
+pub use perf::{limit_allocator, peak_rss_kb, rss_kb, Histogram};
 pub use snapshots::{snapshot_stage, RecordInfo, SpoolSink};
 pub use stages::{detect_stage, judge_stage, read_stage, Counters, Judged, Pacing, Scored, Summary};
 

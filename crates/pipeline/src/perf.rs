@@ -60,6 +60,23 @@ impl Histogram {
     }
 }
 
+/// Sets the C allocator up for a small board; call first thing in `main`, before any other thread exists.
+///
+/// - At most two glibc arenas: otherwise each thread gets one holding freed memory.
+/// - A fixed 128 KiB mmap threshold: blocks that large are mapped on their own and given back as soon as they
+///   are freed. glibc otherwise raises the threshold after the first such block is freed, and the copies ONNX
+///   Runtime makes while it prepares a model then pile up in the heap: measured on the fp32 failure model,
+///   the loading peak falls from 80 MB to 69 MB. Nothing that large is allocated per frame (ONNX Runtime's
+///   arena keeps its blocks), so this costs no system calls in the steady state.
+pub fn limit_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; the caller calls it before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 /// The process's peak resident set size in kilobytes (`VmHWM`), 0 where the system does not say.
 pub fn peak_rss_kb() -> u64 {
     proc_status_kb("VmHWM:")
