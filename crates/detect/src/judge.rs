@@ -232,27 +232,43 @@ impl FrameQuality {
             return Self::default();
         }
         let (sx, sy) = ((w / SAMPLES).max(1), (h / SAMPLES).max(1));
-        let mut sum = [0f32; GRID * GRID];
+        // Sums of 4x the gray level (b + 2g + r, or 4 gray) per cell. The sampled columns of one cell are
+        // contiguous: each row adds its run of them to the cell once.
+        let mut sum = [0u32; GRID * GRID];
         let mut count = [0u32; GRID * GRID];
+        let cols = w.div_ceil(sx);
+        // edge[j]..edge[j + 1]: the sampled columns (k, at pixel k * sx) in cell column j.
+        let mut edge = [cols; GRID + 1];
+        edge[0] = 0;
+        let mut j = 1;
+        for k in 0..cols {
+            while j <= gw && k * sx * gw / w >= j {
+                edge[j] = k;
+                j += 1;
+            }
+        }
         let format = image.format();
         for (y, row) in image.data().chunks_exact(w * ch).enumerate().step_by(sy) {
             let base = y * gh / h * gw;
-            for (x, px) in row.chunks_exact(ch).enumerate().step_by(sx) {
-                let v = match (format, px) {
-                    (PixelFormat::Gray8, [g, ..]) => *g as f32,
-                    // Blue and red weigh the same, so the order does not matter.
-                    (_, [a, g, b, ..]) => (*a as f32 + 2.0 * *g as f32 + *b as f32) / 4.0,
-                    _ => 0.0,
+            for c in 0..gw {
+                let (from, to) = (edge[c], edge[c + 1]);
+                // Blue and red weigh the same, so the order does not matter.
+                let bgr = |px: &[u8]| px[0] as u32 + 2 * px[1] as u32 + px[2] as u32;
+                let run: u32 = match (format, ch, sx) {
+                    (PixelFormat::Gray8, _, 1) => row[from..to].iter().map(|&g| 4 * g as u32).sum(),
+                    (PixelFormat::Gray8, _, _) => (from..to).map(|k| 4 * row[k * sx] as u32).sum(),
+                    (_, 3.., 1) => row[from * ch..to * ch].chunks_exact(ch).map(bgr).sum(),
+                    (_, 3.., _) => (from..to).map(|k| bgr(&row[k * sx * ch..k * sx * ch + 3])).sum(),
+                    _ => 0,
                 };
-                let i = base + x * gw / w;
-                sum[i] += v;
-                count[i] += 1;
+                sum[base + c] += run;
+                count[base + c] += (to - from) as u32;
             }
         }
         let n = gw * gh;
         let mut cells = [0f32; GRID * GRID];
         for i in 0..n {
-            cells[i] = if count[i] > 0 { sum[i] / count[i] as f32 } else { 0.0 };
+            cells[i] = if count[i] > 0 { sum[i] as f32 / (4 * count[i]) as f32 } else { 0.0 };
         }
         let cells = &cells[..n];
         let mean = cells.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
@@ -696,6 +712,74 @@ mod tests {
         }
         let cfg: JudgeConfig = serde_json::from_str(r#"{"sensitivity": "high"}"#).unwrap();
         assert_eq!(cfg.thresholds(), (0.55, 0.85, 0.30));
+    }
+
+    /// The quality statistics written plainly: every sampled pixel's gray level in float, its cell divided
+    /// out per pixel.
+    fn plain_quality(image: &Image) -> FrameQuality {
+        let (w, h) = (image.width() as usize, image.height() as usize);
+        let ch = image.format().channels();
+        let (gw, gh) = (w.min(GRID), h.min(GRID));
+        let (sx, sy) = ((w / SAMPLES).max(1), (h / SAMPLES).max(1));
+        let (mut sum, mut count) = (vec![0f64; gw * gh], vec![0u32; gw * gh]);
+        for y in (0..h).step_by(sy) {
+            for x in (0..w).step_by(sx) {
+                let px = &image.data()[(y * w + x) * ch..][..ch];
+                let v = match image.format() {
+                    PixelFormat::Gray8 => px[0] as f64,
+                    _ => (px[0] as f64 + 2.0 * px[1] as f64 + px[2] as f64) / 4.0,
+                };
+                let i = y * gh / h * gw + x * gw / w;
+                sum[i] += v;
+                count[i] += 1;
+            }
+        }
+        let cells: Vec<f64> = sum.iter().zip(&count).map(|(s, &c)| s / c.max(1) as f64).collect();
+        let n = cells.len() as f64;
+        let mean = cells.iter().sum::<f64>() / n;
+        let var = cells.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        let mut laps = Vec::new();
+        for y in 1..gh.saturating_sub(1) {
+            for x in 1..gw - 1 {
+                let c = |yy: usize, xx: usize| cells[yy * gw + xx];
+                laps.push(4.0 * c(y, x) - c(y - 1, x) - c(y + 1, x) - c(y, x - 1) - c(y, x + 1));
+            }
+        }
+        let m = laps.iter().sum::<f64>() / laps.len().max(1) as f64;
+        let sharpness = laps.iter().map(|l| (l - m).powi(2)).sum::<f64>() / laps.len().max(1) as f64;
+        FrameQuality { sharpness: sharpness as f32, brightness: mean as f32, contrast: var.sqrt() as f32 }
+    }
+
+    #[test]
+    fn quality_matches_its_plain_definition_for_any_frame_size_and_format() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut byte = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 24) as u8
+        };
+        let sizes = [(1, 1), (3, 2), (63, 65), (320, 240), (511, 300), (512, 288), (767, 431), (1920, 1080)];
+        for (w, h) in sizes {
+            for format in [PixelFormat::Gray8, PixelFormat::Bgr8] {
+                // Smooth gradients plus noise, so cells differ and the Laplacian is not zero.
+                let data = (0..h * w * format.channels() as u32)
+                    .map(|i| {
+                        ((i / format.channels() as u32 % w + i / (w * format.channels() as u32)) as u8) / 2
+                            + byte() / 2
+                    })
+                    .collect();
+                let image = Image::new(w, h, format, data).unwrap();
+                let (fast, plain) = (FrameQuality::measure(&image), plain_quality(&image));
+                let close = |a: f32, b: f32| (a - b).abs() <= 1e-3 * b.abs().max(1.0);
+                assert!(
+                    close(fast.sharpness, plain.sharpness)
+                        && close(fast.brightness, plain.brightness)
+                        && close(fast.contrast, plain.contrast),
+                    "{w}x{h} {format:?}: {fast:?} vs {plain:?}"
+                );
+            }
+        }
     }
 
     #[test]
