@@ -14,6 +14,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use serde_json::json;
+use vigil_detect::judge::FrameQuality;
 use vigil_detect::runtime::{self, ort};
 use vigil_detect::{Judge, JudgeConfig, OnnxModel, PreparedModel, Preprocessor};
 use vigil_pipeline::{detect_stage, judge_stage, read_stage, rss_kb, Counters, Pacing};
@@ -172,15 +173,18 @@ fn stages(cli: &Cli, path: &Path, n: usize) -> Result<()> {
     // The warm-up call counted its inference too; it is one of frames.len() + 1 calls.
     out.insert("infer_ms".into(), json!(infer / (frames.len() + 1) as f64));
     out.insert("detect_ms".into(), json!(total));
+    // As the judge stage does: regions, the frame's quality for the gate, the judge.
     let mut judge = Judge::new(JudgeConfig::default());
     let mut i = 0u64;
+    let pairs: Vec<_> = frames.iter().zip(&detections).collect();
     out.insert(
         "score_ms".into(),
-        json!(mean_ms(&detections, |d| {
+        json!(mean_ms(&pairs, |(f, d)| {
             i += 1;
             let cells = d.heatmap.cells();
             let regions = vigil_detect::regions(cells, d.heatmap.grid(), w as f32, h as f32);
-            std::hint::black_box(judge.observe(i, i as f64, d.score, &regions));
+            let quality = FrameQuality::measure(&f.image);
+            std::hint::black_box(judge.observe_frame(i, i as f64, d.score, &regions, Some(&quality)));
             Ok(())
         })?),
     );
