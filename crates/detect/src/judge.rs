@@ -237,23 +237,19 @@ impl FrameQuality {
         let mut sum = [0u32; GRID * GRID];
         let mut count = [0u32; GRID * GRID];
         let cols = w.div_ceil(sx);
-        // edge[j]..edge[j + 1]: the sampled columns (k, at pixel k * sx) in cell column j.
+        // edge[j]..edge[j + 1]: the sampled columns (k, at pixel k * sx) in cell column j, the first k with
+        // k * sx * gw / w >= j.
         let mut edge = [cols; GRID + 1];
-        edge[0] = 0;
-        let mut j = 1;
-        for k in 0..cols {
-            while j <= gw && k * sx * gw / w >= j {
-                edge[j] = k;
-                j += 1;
-            }
+        for (j, e) in edge.iter_mut().enumerate().take(gw + 1) {
+            *e = (j * w).div_ceil(sx * gw).min(cols);
         }
         let format = image.format();
+        // Blue and red weigh the same, so the order does not matter.
+        let bgr = |px: &[u8]| px[0] as u32 + 2 * px[1] as u32 + px[2] as u32;
         for (y, row) in image.data().chunks_exact(w * ch).enumerate().step_by(sy) {
             let base = y * gh / h * gw;
             for c in 0..gw {
                 let (from, to) = (edge[c], edge[c + 1]);
-                // Blue and red weigh the same, so the order does not matter.
-                let bgr = |px: &[u8]| px[0] as u32 + 2 * px[1] as u32 + px[2] as u32;
                 let run: u32 = match (format, ch, sx) {
                     (PixelFormat::Gray8, _, 1) => row[from..to].iter().map(|&g| 4 * g as u32).sum(),
                     (PixelFormat::Gray8, _, _) => (from..to).map(|k| 4 * row[k * sx] as u32).sum(),
